@@ -1,0 +1,2 @@
+"""harness: safety and value evaluation of language models."""
+__version__ = "0.1.0"

@@ -1,0 +1,31 @@
+"""Backend registry: model spec `kind/name` -> backend class, imported only when used."""
+from __future__ import annotations
+
+import importlib
+
+from harness.backends.base import Backend, BackendOptions, UserError
+
+BACKENDS: dict[str, str] = {
+    "openai": "harness.backends.openai_api:OpenAIBackend",
+    "vllm": "harness.backends.vllm_local:VLLMBackend",
+    "local": "harness.backends.llama_cpp:LlamaCppBackend",
+    "replay": "harness.backends.replay:ReplayBackend",
+    "scripted": "harness.backends.scripted:ScriptedBackend",
+}
+
+
+def parse_model_spec(spec: str) -> tuple[str, str]:
+    """Split 'kind/name' (name may contain further slashes) and check the kind exists."""
+    kind, sep, name = spec.partition("/")
+    if not sep or not name or kind not in BACKENDS:
+        kinds = ", ".join(f"{k}/<name>" for k in BACKENDS)
+        raise UserError(f"model spec '{spec}' is not of the form kind/name; known kinds: {kinds}")
+    return kind, name
+
+
+def create_backend(spec: str, options: BackendOptions | None = None) -> Backend:
+    """Instantiate the backend for a model spec such as 'openai/gpt-4o-mini'."""
+    kind, name = parse_model_spec(spec)
+    module_name, _, class_name = BACKENDS[kind].partition(":")
+    module = importlib.import_module(module_name)
+    return getattr(module, class_name)(name, options or BackendOptions())

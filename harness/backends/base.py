@@ -1,0 +1,63 @@
+"""The one async interface every generation backend implements."""
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from harness.types import Completion, Request
+
+
+class BackendOptions(BaseModel):
+    """Connection and engine options a user passes for one model role."""
+
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    max_connections: int = 32
+    timeout_s: float = 120.0
+    max_retries: int = 6
+    threads: int | None = None  # CPU backends
+    engine_args: dict[str, Any] = Field(default_factory=dict)  # e.g. --vllm-arg tensor_parallel_size=2
+
+
+class BackendError(Exception):
+    """A generation failed for good (after retries, or a permanent client error)."""
+
+    def __init__(self, message: str, *, retries: list[str] | None = None, permanent: bool = True):
+        super().__init__(message)
+        self.retries = retries or []
+        self.permanent = permanent
+
+
+class UserError(Exception):
+    """A problem the user can fix (bad file, unknown name, missing dependency); printed without traceback."""
+
+
+class Backend(abc.ABC):
+    """Turns Requests into Completions. Subclasses keep heavy imports inside their methods."""
+
+    kind: str = ""
+
+    def __init__(self, model: str, options: BackendOptions | None = None):
+        self.model = model
+        self.options = options or BackendOptions()
+
+    @property
+    def spec(self) -> str:
+        return f"{self.kind}/{self.model}"
+
+    def identity(self) -> dict[str, Any]:
+        """Everything about this backend that changes outputs (goes into cache keys and manifests)."""
+        return {"kind": self.kind, "model": self.model}
+
+    def max_in_flight(self) -> int | None:
+        """How many requests the runner should keep in flight for this backend (None = no limit)."""
+        return self.options.max_connections
+
+    @abc.abstractmethod
+    async def generate(self, request: Request) -> Completion:
+        """Return one completion, or raise BackendError."""
+
+    async def aclose(self) -> None:
+        """Release connections or engines."""

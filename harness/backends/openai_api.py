@@ -1,0 +1,250 @@
+"""`openai/<model>`: any OpenAI-compatible chat-completions server through the official async client."""
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import os
+import time
+from typing import TYPE_CHECKING, Any
+
+from harness.backends.base import Backend, BackendError, BackendOptions, UserError
+from harness.secrets import redact
+from harness.types import Completion, Request, Usage
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
+    from tenacity import RetryCallState
+
+log = logging.getLogger(__name__)
+
+RETRY_BASE_ENV = "HARNESS_RETRY_BASE_S"
+DEFAULT_RETRY_BASE_S = 1.0
+DEFAULT_RETRY_MAX_S = 60.0
+MAX_RETRY_AFTER_S = 60.0
+PLACEHOLDER_KEY = "not-needed"  # local servers (vLLM, llama.cpp, Ollama) ignore the key
+TRANSIENT_STATUSES = {408, 409, 429}  # plus every 5xx
+PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "n")
+
+
+class MalformedResponse(Exception):
+    """The server answered 200 but the body is unusable (bad JSON, no choices); worth retrying."""
+
+
+class OpenAIBackend(Backend):
+    """Chat completions with tenacity retries (exponential backoff + jitter, honours Retry-After)."""
+
+    kind = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        options: BackendOptions | None = None,
+        *,
+        retry_base_s: float | None = None,
+        retry_max_s: float = DEFAULT_RETRY_MAX_S,
+    ):
+        """Backoff starts at `retry_base_s` (default: $HARNESS_RETRY_BASE_S or 1s), doubling up to `retry_max_s`."""
+        super().__init__(model, options)
+        self.base_url = self.options.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        self.retry_base_s = retry_base_s if retry_base_s is not None else _env_float(RETRY_BASE_ENV, DEFAULT_RETRY_BASE_S)
+        self.retry_max_s = retry_max_s
+        self._api_key()  # fail early when the key is missing
+        self._client: AsyncOpenAI | None = None
+
+    def identity(self) -> dict[str, Any]:
+        return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
+
+    def _api_key(self) -> str:
+        env = self.options.api_key_env
+        key = os.environ.get(env)
+        if key:
+            return key
+        if self.base_url:
+            return PLACEHOLDER_KEY
+        raise UserError(
+            f"no API key for openai/{self.model}: set ${env} (or choose another variable with --api-key-env), "
+            "or pass --base-url for a local OpenAI-compatible server"
+        )
+
+    def _get_client(self) -> AsyncOpenAI:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            self._client = AsyncOpenAI(
+                api_key=self._api_key(),
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=self.options.timeout_s,
+            )
+        return self._client
+
+    async def generate(self, request: Request) -> Completion:
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+        retries: list[str] = []
+
+        def note_retry(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            wait = state.next_action.sleep if state.next_action else 0.0
+            retries.append(f"attempt {state.attempt_number}: {self._describe(exc)}, waited {wait:.2f}s")
+            log.debug("openai/%s retrying: %s", self.model, retries[-1])
+
+        started = time.perf_counter()
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.options.max_retries + 1),
+                wait=self._wait,
+                retry=retry_if_exception(_is_transient),
+                before_sleep=note_retry,
+                reraise=True,
+            ):
+                with attempt:
+                    completion = await self._call(request)
+        except Exception as exc:
+            permanent = not _is_transient(exc)
+            if permanent and not _is_api_error(exc):
+                raise  # a bug, not a failed request
+            message = self._describe(exc, hint=True)
+            if not permanent:
+                message += f" (gave up after {len(retries) + 1} attempts)"
+            raise BackendError(f"openai/{self.model}: {message}", retries=retries, permanent=permanent) from None
+        return completion.model_copy(update={"latency_s": time.perf_counter() - started, "retries": retries})
+
+    async def _call(self, request: Request) -> Completion:
+        """One HTTP attempt; raises the client's errors or MalformedResponse."""
+        from openai.types.chat import ChatCompletion
+
+        config = request.config
+        params = {name: getattr(config, name) for name in PARAMS if getattr(config, name) is not None}
+        try:
+            response = await self._get_client().chat.completions.create(
+                model=self.model,
+                messages=[m.model_dump() for m in request.messages],  # type: ignore[arg-type]
+                **params,
+            )
+        except json.JSONDecodeError as exc:  # the client does not wrap invalid JSON bodies
+            raise MalformedResponse(f"invalid JSON in response ({exc.msg})") from None
+        if not isinstance(response, ChatCompletion):  # non-JSON content type: the client returns raw text
+            raise MalformedResponse("response is not a chat completion")
+        if not response.choices:
+            raise MalformedResponse("response has no choices")
+        choice = response.choices[0]
+        usage = response.usage
+        return Completion(
+            text=choice.message.content or choice.message.refusal or "",
+            model=response.model or self.model,
+            usage=Usage(
+                prompt_tokens=usage.prompt_tokens if usage else 0,
+                completion_tokens=usage.completion_tokens if usage else 0,
+            ),
+            finish_reason=choice.finish_reason,
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential backoff with jitter, but at least the server's Retry-After (capped)."""
+        from tenacity import wait_exponential_jitter
+
+        backoff = wait_exponential_jitter(multiplier=self.retry_base_s, max=self.retry_max_s, jitter=self.retry_base_s)
+        exc = state.outcome.exception() if state.outcome else None
+        return max(backoff(state), _retry_after(exc))
+
+    def _describe(self, exc: BaseException | None, hint: bool = False) -> str:
+        """One redacted line: status + server message (+ what to check, for permanent errors)."""
+        from openai import APIConnectionError, APIStatusError, APITimeoutError
+
+        if isinstance(exc, APIStatusError):
+            text = f"HTTP {exc.status_code} {_server_message(exc)}"
+            tip = _HINTS.get(exc.status_code) if hint else None
+            if tip:
+                text += " — " + tip.format(env=self.options.api_key_env)
+        elif isinstance(exc, APITimeoutError):
+            text = f"timed out after {self.options.timeout_s:g}s"
+        elif isinstance(exc, APIConnectionError):
+            cause = exc.__cause__
+            where = self.base_url or "the OpenAI API"
+            text = f"connection error to {where}" + (f" ({type(cause).__name__})" if cause else "")
+        elif isinstance(exc, MalformedResponse):
+            text = f"malformed response: {exc}"
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+        return redact(" ".join(text.split()))
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            await self._client.close()
+            self._client = None
+
+
+_HINTS = {
+    400: "the server rejected the request; check the generation settings for this model",
+    401: "check the API key in ${env}",
+    403: "the key in ${env} has no access to this model or endpoint",
+    404: "unknown model or wrong --base-url",
+    422: "the server could not process the request; check the generation settings for this model",
+}
+
+
+def _is_transient(exc: BaseException) -> bool:
+    from openai import APIConnectionError, APIStatusError
+
+    if isinstance(exc, APIStatusError):
+        return exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
+    return isinstance(exc, (APIConnectionError, MalformedResponse))  # includes APITimeoutError
+
+
+def _is_api_error(exc: BaseException) -> bool:
+    from openai import APIError
+
+    return isinstance(exc, APIError)
+
+
+def _server_message(exc: Any) -> str:
+    """The `error.message` of an OpenAI-style error body, else a short slice of the raw body."""
+    body = exc.body
+    if isinstance(body, dict):
+        error = body.get("error", body)
+        message = error.get("message") if isinstance(error, dict) else None
+        if message:
+            return str(message)
+    return str(body)[:200] if body else "(no message)"
+
+
+def _retry_after(exc: BaseException | None) -> float:
+    """Seconds the server asked us to wait (retry-after-ms or Retry-After), capped; 0 if none."""
+    response = getattr(exc, "response", None)
+    if response is None:
+        return 0.0
+    headers = response.headers
+    seconds: float | None = None
+    if headers.get("retry-after-ms"):
+        seconds = _to_float(headers["retry-after-ms"])
+        seconds = seconds / 1000 if seconds is not None else None
+    if seconds is None and headers.get("retry-after"):
+        value = headers["retry-after"]
+        seconds = _to_float(value)
+        if seconds is None:
+            try:
+                seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
+            except (TypeError, ValueError):
+                seconds = None
+    if seconds is None or seconds != seconds:  # missing or NaN
+        return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
+def _to_float(value: str) -> float | None:
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _env_float(name: str, default: float) -> float:
+    value = os.environ.get(name)
+    if not value:
+        return default
+    number = _to_float(value)
+    if number is None or number < 0:
+        raise UserError(f"${name} must be a non-negative number of seconds, got {value!r}")
+    return number

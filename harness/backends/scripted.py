@@ -1,0 +1,103 @@
+"""Deterministic rule-driven test model: `scripted/<name>` or `scripted/<rules.yaml>`.
+
+Built-in names: `refuse-all`, `comply-all`, `echo`, `refuse-<pct>` (refuses a stable pct% of prompts,
+chosen by prompt hash). A YAML file holds `rules: [{pattern: <regex>, response: <text>}]` matched
+against the last user message (first match wins) and an optional `default:`.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from pathlib import Path
+
+from harness.backends.base import Backend, UserError
+from harness.types import Completion, Request, Usage
+
+REFUSAL = "I'm sorry, but I can't help with that request."
+COMPLIANCE = (
+    "Sure. Here is a detailed answer to your question, step by step: first, consider the context; "
+    "second, follow the standard procedure; third, check the result."
+)
+
+
+def _stable_percent(text: str) -> int:
+    return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
+
+
+class ScriptedBackend(Backend):
+    """Answers from fixed rules, instantly, with whitespace token counts."""
+
+    kind = "scripted"
+
+    def __init__(self, model, options=None):
+        super().__init__(model, options)
+        self._rules: list[tuple[re.Pattern[str], str]] = []
+        self._default: str | None = None
+        if model.endswith((".yaml", ".yml")):
+            self._load_rules(Path(model))
+        elif model not in ("refuse-all", "comply-all", "echo") and not re.fullmatch(r"refuse-\d{1,3}", model):
+            raise UserError(
+                f"unknown scripted model '{model}'; use refuse-all, comply-all, echo, refuse-<pct> "
+                "or a rules .yaml file"
+            )
+
+    def _load_rules(self, path: Path) -> None:
+        import yaml
+
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read scripted rules ({exc.strerror})") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"{path}: invalid YAML ({exc})") from None
+        if not isinstance(data, dict):
+            raise UserError(f"{path}: expected a mapping with 'rules' and optional 'default'")
+        for index, rule in enumerate(data.get("rules") or [], start=1):
+            if not isinstance(rule, dict) or "pattern" not in rule or "response" not in rule:
+                raise UserError(f"{path}: rule {index} needs 'pattern' and 'response'")
+            try:
+                self._rules.append((re.compile(str(rule["pattern"]), re.I | re.S), str(rule["response"])))
+            except re.error as exc:
+                raise UserError(f"{path}: rule {index} field 'pattern': bad regex ({exc})") from None
+        default = data.get("default")
+        self._default = None if default is None else str(default)
+
+    def identity(self) -> dict:
+        ident = super().identity()
+        if self._rules or self._default is not None:
+            ident["rules"] = hashlib.sha256(Path(self.model).read_bytes()).hexdigest()[:16]
+        return ident
+
+    def max_in_flight(self) -> int | None:
+        return None
+
+    def respond(self, request: Request) -> str:
+        prompt = next((m.content for m in reversed(request.messages) if m.role == "user"), "")
+        name = self.model
+        if name == "refuse-all":
+            return REFUSAL
+        if name == "comply-all":
+            return COMPLIANCE
+        if name == "echo":
+            return prompt
+        if name.startswith("refuse-") and name[7:].isdigit():
+            return REFUSAL if _stable_percent(prompt) < int(name[7:]) else COMPLIANCE
+        for pattern, response in self._rules:
+            if pattern.search(prompt):
+                return response
+        return self._default if self._default is not None else COMPLIANCE
+
+    async def generate(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        text = self.respond(request)
+        if request.config.max_tokens is not None:
+            text = " ".join(text.split(" ")[: request.config.max_tokens])
+        prompt_tokens = sum(len(m.content.split()) for m in request.messages)
+        return Completion(
+            text=text,
+            model=self.spec,
+            usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=len(text.split())),
+            latency_s=time.perf_counter() - started,
+            finish_reason="stop",
+        )

@@ -1,0 +1,96 @@
+"""Run configuration: what the user asked for, validated once at the boundary."""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from harness.backends.base import BackendOptions, UserError
+from harness.types import GenerateConfig
+
+DEFAULT_MODEL = "local/smollm2"
+
+
+class RoleConfig(BaseModel):
+    """One model role: its spec, connection options and generation overrides."""
+
+    spec: str
+    options: BackendOptions = Field(default_factory=BackendOptions)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig)
+
+
+class RunConfig(BaseModel):
+    """Everything that defines a run."""
+
+    model: RoleConfig
+    judges: list[RoleConfig] = Field(default_factory=list)
+    simulator: RoleConfig | None = None
+    tasks: list[str]
+    task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    limit: int | None = None
+    repeats: int = 1
+    seed: int = 0
+    max_samples: int = 64  # samples in flight at once
+    run_dir: Path
+    cache_path: Path | None = None  # None disables the response cache
+    retry_errors: bool = False
+    progress: bool = True
+
+    def fingerprint(self) -> dict[str, Any]:
+        """The settings that change results; a resumed run must match them."""
+        return {
+            "model": self.model.spec,
+            "model_generate": self.model.generate.model_dump(exclude_none=True),
+            "judges": [j.spec for j in self.judges],
+            "simulator": self.simulator.spec if self.simulator else None,
+            "task_options": self.task_options,
+            "repeats": self.repeats,
+            "seed": self.seed,
+        }
+
+    def fingerprint_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
+    """['a=1', 'b=x'] -> {'a': 1, 'b': 'x'}; values that parse as JSON scalars become numbers/bools."""
+    result: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"{flag} expects key=value, got '{pair}'")
+        result[key.strip()] = parse_scalar(value)
+    return result
+
+
+def parse_scalar(value: str) -> Any:
+    lowered = value.strip().lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for cast in (int, float):
+        try:
+            return cast(value)
+        except ValueError:
+            pass
+    return value
+
+
+def split_task_options(options: dict[str, Any], tasks: list[str], accepted: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+    """Route `-T task.key=v` to one task and `-T key=v` to every task that accepts `key`."""
+    routed: dict[str, dict[str, Any]] = {t: {} for t in tasks}
+    for key, value in options.items():
+        task, dot, field = key.partition(".")
+        if dot:
+            if task not in routed:
+                raise UserError(f"-T {key}: task '{task}' is not selected (selected: {', '.join(tasks)})")
+            routed[task][field] = value
+            continue
+        takers = [t for t in tasks if key in accepted[t]]
+        if not takers:
+            raise UserError(f"-T {key}: no selected task accepts '{key}'")
+        for t in takers:
+            routed[t][key] = value
+    return {t: o for t, o in routed.items() if o}

@@ -1,0 +1,138 @@
+"""Per-sample context handed to tasks: model calls by role, recorded as exchanges."""
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from harness.backends.base import Backend, BackendError
+from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage
+
+if TYPE_CHECKING:
+    from harness.cache import ResponseCache
+
+
+class GenerationFailed(Exception):
+    """A model call failed for good; the sample's record carries the error."""
+
+
+class RoleClient:
+    """One model role (model, judge, simulator): backend + cache namespace + concurrency + token tally."""
+
+    def __init__(
+        self,
+        role: str,
+        backend: Backend,
+        config: GenerateConfig,
+        cache: "ResponseCache | None" = None,
+    ):
+        self.role = role
+        self.backend = backend
+        self.config = config
+        self.cache = cache
+        limit = backend.max_in_flight()
+        self._limit = asyncio.Semaphore(limit) if limit else None
+        self.usage = Usage()
+        self.calls = 0
+        self.cache_hits = 0
+        self.retries = 0
+
+    def cache_key(self, request: Request) -> dict:
+        return {
+            "namespace": self.role,
+            "backend": self.backend.identity(),
+            "task": request.task,
+            "sample_id": request.sample_id,
+            "repetition": request.repetition,
+            "purpose": request.purpose,
+            "messages": [m.model_dump() for m in request.messages],
+            "config": request.config.model_dump(),
+        }
+
+    async def complete(self, request: Request) -> Completion:
+        """Cached generation; errors propagate and are never cached."""
+        key = self.cache_key(request) if self.cache is not None else None
+        if key is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                self.cache_hits += 1
+                return hit.model_copy(update={"cached": True})
+        if self._limit is None:
+            completion = await self.backend.generate(request)
+        else:
+            async with self._limit:
+                completion = await self.backend.generate(request)
+        self.calls += 1
+        self.retries += len(completion.retries)
+        self.usage = self.usage + completion.usage
+        if key is not None:
+            self.cache.put(key, completion)
+        return completion
+
+
+class SampleContext:
+    """What a task sees while solving and scoring one (sample, repetition)."""
+
+    def __init__(
+        self,
+        task: str,
+        sample_id: str,
+        repetition: int,
+        roles: dict[str, RoleClient],
+        seed: int | None = None,
+        exchanges: list[Exchange] | None = None,
+    ):
+        self.task = task
+        self.sample_id = sample_id
+        self.repetition = repetition
+        self.roles = roles
+        self.seed = seed
+        self.exchanges: list[Exchange] = exchanges if exchanges is not None else []
+
+    def has_role(self, role: str) -> bool:
+        return role in self.roles
+
+    async def generate(
+        self,
+        messages: list[Message],
+        *,
+        role: str = "model",
+        purpose: str = "response",
+        config: GenerateConfig | None = None,
+    ) -> Completion:
+        """Call the model playing `role`; the call is stored as an exchange of this sample."""
+        client = self.roles.get(role)
+        if client is None:
+            raise GenerationFailed(f"no model given for role '{role}' (pass --{role})")
+        cfg = client.config.merged(config)
+        if cfg.seed is None and self.seed is not None:
+            cfg = cfg.model_copy(update={"seed": self.seed + self.repetition})
+        request = Request(
+            messages=messages,
+            config=cfg,
+            task=self.task,
+            sample_id=self.sample_id,
+            repetition=self.repetition,
+            purpose=purpose,
+        )
+        exchange = Exchange(role=role, purpose=purpose, messages=messages)
+        self.exchanges.append(exchange)
+        started = time.perf_counter()
+        try:
+            completion = await client.complete(request)
+        except BackendError as exc:
+            exchange.error = str(exc)
+            exchange.completion = Completion(
+                text="", model=client.backend.model, retries=exc.retries,
+                latency_s=time.perf_counter() - started,
+            )
+            raise GenerationFailed(f"{role} call '{purpose}' failed: {exc}") from exc
+        exchange.completion = completion
+        return completion
+
+    def response(self, purpose: str = "response") -> str | None:
+        """Text of the model-under-test's completion for `purpose`, if any."""
+        for ex in self.exchanges:
+            if ex.role == "model" and ex.purpose == purpose and ex.completion is not None and ex.error is None:
+                return ex.completion.text
+        return None

@@ -1,0 +1,77 @@
+"""Markdown rendering of run results."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from harness.registry import task_class
+from harness.task import TaskResult
+from harness.types import Metric
+
+ARROWS = {"lower": "lower is better", "higher": "higher is better", "none": ""}
+
+
+def cell(value: Any) -> str:
+    """Table cell text with Markdown control characters neutralised."""
+    text = "" if value is None else (f"{value:.2f}" if isinstance(value, float) else str(value))
+    return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def format_metric_value(m: Metric) -> str:
+    if m.value is None:
+        return "n/a"
+    unit = m.unit if m.unit == "%" else ""
+    text = f"{m.value:.1f}{unit}" if m.unit == "%" else f"{m.value:.3f}"
+    if m.ci_low is not None and m.ci_high is not None:
+        text += f" [{m.ci_low:.1f}, {m.ci_high:.1f}]" if m.unit == "%" else f" [{m.ci_low:.3f}, {m.ci_high:.3f}]"
+    return text
+
+
+def metrics_table(metrics: list[Metric]) -> str:
+    lines = ["| metric | value (95% CI) | n | direction |", "|---|---|---|---|"]
+    for m in metrics:
+        lines.append(f"| `{cell(m.name)}` | {format_metric_value(m)} | {m.n} | {ARROWS[m.direction]} |")
+    return "\n".join(lines)
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_no rows_"
+    columns = list(rows[0])
+    lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def default_task_section(result: TaskResult) -> str:
+    parts = [metrics_table(result.metrics)]
+    for name, rows in result.tables.items():
+        parts.append(f"**{name}**\n\n{table(rows)}")
+    if result.counts:
+        parts.append("Counts: " + ", ".join(f"{k} {v}" for k, v in result.counts.items()))
+    parts += [f"> {note}" for note in result.notes]
+    return "\n\n".join(parts)
+
+
+def run_report(run_dir: Path, manifest: dict[str, Any], results: list[TaskResult]) -> str:
+    """The whole report.md of a run."""
+    roles = manifest.get("roles", [])
+    started = manifest.get("started_at")
+    when = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
+    lines = [f"# Evaluation report: {Path(run_dir).name}", ""]
+    for r in roles:
+        lines.append(f"- **{r['role']}**: `{r['spec']}` ({r['calls']} calls, {r['cache_hits']} cache hits, "
+                     f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)")
+    lines += [f"- started: {when}; status: {manifest.get('status')}; seed {manifest.get('seed')}; "
+              f"repeats {manifest.get('repeats')}; limit {manifest.get('limit')}", ""]
+    for result in results:
+        task = task_class(result.task)
+        lines += [f"## {result.task}", "", task.description, "", task({}).report_markdown(result), ""]
+    lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
+              f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
+    for t in manifest.get("tasks", []):
+        d = t["dataset"]
+        lines.append(f"- {t['name']}: {d['source']} (revision {d.get('revision') or '-'}, "
+                     f"sha256 {d['content_hash'][:12]}, {d['n_samples']} samples)")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,249 @@
+"""Plans a run, drives generation and scoring with bounded concurrency, and resumes."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from harness.backends import create_backend
+from harness.backends.base import UserError
+from harness.cache import ResponseCache
+from harness.config import RoleConfig, RunConfig
+from harness.context import GenerationFailed, RoleClient, SampleContext
+from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
+from harness.registry import task_class
+from harness.secrets import redact
+from harness.store import MANIFEST, RunStore, read_json, write_json
+from harness.task import Task
+from harness.types import Record, Sample
+
+JUDGE_DEFAULTS = {"temperature": 0.0}
+
+
+@dataclass
+class WorkItem:
+    task: Task
+    sample: Sample
+    repetition: int
+
+
+@dataclass
+class RunOutcome:
+    manifest: RunManifest
+    finished: int = 0
+    errors: int = 0
+    skipped: int = 0
+    interrupted: bool = False
+    errors_by_kind: dict[str, int] = field(default_factory=dict)
+
+
+def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults: dict | None = None) -> RoleClient:
+    """Create the backend for one role and wrap it with cache, limits and accounting."""
+    backend = create_backend(cfg.spec, cfg.options)
+    generate = cfg.generate
+    if defaults:
+        generate = generate.model_validate({**defaults, **cfg.generate.model_dump(exclude_none=True)})
+    return RoleClient(role, backend, generate, cache)
+
+
+def build_roles(config: RunConfig, cache: ResponseCache | None) -> dict[str, RoleClient]:
+    roles = {"model": build_role("model", config.model, cache)}
+    for index, judge in enumerate(config.judges):
+        roles["judge" if index == 0 else f"judge{index + 1}"] = build_role("judge", judge, cache, JUDGE_DEFAULTS)
+    if config.simulator is not None:
+        roles["simulator"] = build_role("simulator", config.simulator, cache)
+    return roles
+
+
+def check_resumable(config: RunConfig, store: RunStore) -> None:
+    """Refuse to mix results of different settings in one run directory."""
+    path = store.run_dir / MANIFEST
+    if not path.exists():
+        return
+    previous = read_json(path).get("fingerprint", {})
+    current = config.fingerprint()
+    differing = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+    if differing:
+        raise UserError(
+            f"{store.run_dir} holds a run with different settings ({', '.join(differing)}); "
+            "use a new --run-dir or the same settings to resume it"
+        )
+
+
+def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest]]:
+    """Instantiate and load every selected task, applying --limit."""
+    loaded = []
+    for name in config.tasks:
+        options = config.task_options.get(name, {})
+        task = task_class(name)(options)
+        samples, info = task.load()
+        if config.limit is not None:
+            samples = samples[: config.limit]
+        loaded.append((task, samples, TaskManifest(name=name, options=options, dataset=info)))
+    return loaded
+
+
+def plan(
+    loaded: list[tuple[Task, list[Sample], TaskManifest]],
+    repeats: int,
+    done: dict[tuple[str, str, int], Record],
+    retry_errors: bool,
+) -> tuple[list[WorkItem], int]:
+    """Work items still to do, and how many were skipped as already finished."""
+    todo, skipped = [], 0
+    for task, samples, _ in loaded:
+        for sample in samples:
+            for rep in range(repeats):
+                previous = done.get((task.name, sample.id, rep))
+                if previous is not None and not (retry_errors and previous.error):
+                    skipped += 1
+                    continue
+                todo.append(WorkItem(task, sample, rep))
+    return todo, skipped
+
+
+async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int) -> Record:
+    """Solve and score one (sample, repetition); failures become an error record, not an exception."""
+    task, sample = item.task, item.sample
+    ctx = SampleContext(task.name, sample.id, item.repetition, roles, seed=seed)
+    record = Record(
+        task=task.name,
+        sample_id=sample.id,
+        repetition=item.repetition,
+        metadata=task.record_metadata(sample),
+        started_at=time.time(),
+    )
+    stage = "generation"
+    try:
+        await task.solve(sample, ctx)
+        stage = "scoring"
+        record.scores = await task.score(sample, ctx)
+    except GenerationFailed as exc:
+        record.error, record.error_kind = redact(str(exc)), stage
+    except UserError:
+        raise
+    except Exception as exc:  # a task bug must not lose the rest of the run
+        record.error, record.error_kind = redact(f"{type(exc).__name__}: {exc}"), "task"
+    record.exchanges = ctx.exchanges
+    record.finished_at = time.time()
+    return record
+
+
+async def drive(
+    items: list[WorkItem],
+    roles: dict[str, RoleClient],
+    store: RunStore,
+    config: RunConfig,
+    on_record: Callable[[Record], None],
+) -> None:
+    """Run the work items with at most `config.max_samples` in flight, appending each record."""
+    iterator: Iterator[WorkItem] = iter(items)
+
+    async def worker() -> None:
+        for item in iterator:
+            record = await evaluate(item, roles, config.seed)
+            store.append(record)
+            on_record(record)
+
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(config.max_samples, len(items))))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+
+
+def role_manifests(config: RunConfig, roles: dict[str, RoleClient]) -> list[RoleManifest]:
+    return [
+        RoleManifest(
+            role=name,
+            spec=client.backend.spec,
+            identity=client.backend.identity(),
+            generate=client.config.model_dump(exclude_none=True),
+            calls=client.calls,
+            cache_hits=client.cache_hits,
+            retries=client.retries,
+            prompt_tokens=client.usage.prompt_tokens,
+            completion_tokens=client.usage.completion_tokens,
+        )
+        for name, client in roles.items()
+    ]
+
+
+async def _run(config: RunConfig, progress_factory) -> RunOutcome:
+    store = RunStore(config.run_dir)
+    check_resumable(config, store)
+    loaded = load_tasks(config)
+    done = {r.key: r for r in store.load_records(repair=True)}
+    items, skipped = plan(loaded, config.repeats, done, config.retry_errors)
+    cache = ResponseCache(config.cache_path) if config.cache_path else None
+    roles = build_roles(config, cache)
+    manifest = RunManifest(
+        git_commit=git_commit(),
+        command=command_line(),
+        fingerprint=config.fingerprint(),
+        tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
+        roles=role_manifests(config, roles),
+        seed=config.seed,
+        repeats=config.repeats,
+        limit=config.limit,
+    )
+    write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
+    outcome = RunOutcome(manifest=manifest, skipped=skipped)
+
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
+
+    with progress_factory(len(items)) as advance:
+        def on_record(record: Record) -> None:
+            outcome.finished += 1
+            if record.error:
+                outcome.errors += 1
+                kind = record.error_kind or "unknown"
+                outcome.errors_by_kind[kind] = outcome.errors_by_kind.get(kind, 0) + 1
+            advance(record)
+
+        try:
+            await drive(items, roles, store, config, on_record)
+            manifest.status = "complete"
+        except asyncio.CancelledError:
+            manifest.status = "interrupted"
+            outcome.interrupted = True
+        finally:
+            loop.remove_signal_handler(signal.SIGTERM)
+            store.close()
+            for client in roles.values():
+                await client.backend.aclose()
+            if cache is not None:
+                cache.close()
+
+    if not outcome.interrupted:
+        store.compact()
+    records = store.load_records()
+    manifest.roles = role_manifests(config, roles)
+    manifest.finished_at = time.time()
+    manifest.counts = {
+        "records": len(records),
+        "errors": sum(1 for r in records if r.error),
+        "new_this_session": outcome.finished,
+        "skipped_finished": skipped,
+    }
+    write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
+    return outcome
+
+
+def run(config: RunConfig, progress_factory) -> RunOutcome:
+    """Execute (or resume) a run; Ctrl-C or SIGTERM stops it cleanly with finished records kept."""
+    try:
+        return asyncio.run(_run(config, progress_factory))
+    except KeyboardInterrupt:
+        manifest_path = config.run_dir / MANIFEST
+        if manifest_path.exists():
+            data = read_json(manifest_path)
+            data.update(status="interrupted", finished_at=time.time())
+            write_json(manifest_path, data)
+        raise

@@ -1,0 +1,27 @@
+"""Keep credentials out of messages, logs and reports."""
+from __future__ import annotations
+
+import os
+import re
+
+REDACTED = "[REDACTED]"
+_SECRET_SUFFIXES = ("_KEY", "_TOKEN")  # covers *_API_KEY
+_MIN_SECRET_LEN = 8
+_KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
+
+
+def secret_values() -> list[str]:
+    """Values of environment variables that look like credentials, longest first."""
+    values = {
+        value
+        for name, value in os.environ.items()
+        if name.upper().endswith(_SECRET_SUFFIXES) and len(value) >= _MIN_SECRET_LEN
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def redact(text: str) -> str:
+    """Replace credential values from the environment and `sk-...` style keys with [REDACTED]."""
+    for value in secret_values():
+        text = text.replace(value, REDACTED)
+    return _KEY_PATTERN.sub(REDACTED, text)

@@ -1,0 +1,85 @@
+"""Interval estimates and agreement statistics used by every task (pure Python, no heavy imports)."""
+from __future__ import annotations
+
+import math
+import random
+from collections import Counter
+from collections.abc import Callable, Hashable, Sequence
+
+Z95 = 1.959963984540054
+
+
+def wilson(successes: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
+    """Wilson score interval for a proportion, as fractions in [0, 1]; (None, None) when n == 0."""
+    if n == 0:
+        return None, None
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def bootstrap_ci(
+    items: Sequence,
+    statistic: Callable[[Sequence], float],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float | None, float | None]:
+    """Percentile bootstrap interval of `statistic` over `items` (resampled with replacement)."""
+    if not items:
+        return None, None
+    rng = random.Random(seed)
+    n = len(items)
+    values = sorted(statistic([items[rng.randrange(n)] for _ in range(n)]) for _ in range(n_resamples))
+    lo_index = int((1 - level) / 2 * n_resamples)
+    hi_index = min(n_resamples - 1, int((1 + level) / 2 * n_resamples))
+    return values[lo_index], values[hi_index]
+
+
+def mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values)
+
+
+def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
+    """Cohen's kappa of two raters over the same items; None if undefined (no items)."""
+    if len(a) != len(b):
+        raise ValueError("raters must label the same items")
+    n = len(a)
+    if n == 0:
+        return None
+    observed = sum(x == y for x, y in zip(a, b)) / n
+    counts_a, counts_b = Counter(a), Counter(b)
+    expected = sum(counts_a[k] * counts_b[k] for k in counts_a) / (n * n)
+    if expected == 1.0:
+        return 1.0 if observed == 1.0 else 0.0
+    return (observed - expected) / (1 - expected)
+
+
+def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:
+    """Fleiss' kappa; `ratings[i]` holds every rater's label for item i (same rater count per item)."""
+    items = [r for r in ratings if len(r) >= 2]
+    if not items:
+        return None
+    m = len(items[0])
+    if any(len(r) != m for r in items):
+        raise ValueError("every item needs the same number of ratings")
+    categories = sorted({label for r in items for label in r}, key=str)
+    n = len(items)
+    totals = Counter(label for r in items for label in r)
+    p_e = sum((totals[c] / (n * m)) ** 2 for c in categories)
+    p_i = [
+        (sum(v * v for v in Counter(r).values()) - m) / (m * (m - 1))
+        for r in items
+    ]
+    p_bar = sum(p_i) / n
+    if p_e == 1.0:
+        return 1.0 if p_bar == 1.0 else 0.0
+    return (p_bar - p_e) / (1 - p_e)
+
+
+def percent(value: float | None) -> float | None:
+    """Fraction -> percentage, keeping None."""
+    return None if value is None else 100.0 * value

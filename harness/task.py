@@ -1,0 +1,85 @@
+"""The task plugin contract: load samples, solve each with model calls, score, aggregate."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from harness.backends.base import UserError
+from harness.types import GenerateConfig, Metric, Record, Sample, Score
+
+if TYPE_CHECKING:
+    from harness.context import SampleContext
+
+
+class TaskOptions(BaseModel):
+    """Options every task accepts through `-T key=value`; tasks subclass to add their own."""
+
+    model_config = ConfigDict(extra="forbid")
+    data: str | None = None  # local file/folder in the upstream format, or a hub id
+
+
+class DatasetInfo(BaseModel):
+    """Where the samples came from (goes into the manifest)."""
+
+    source: str
+    revision: str | None = None
+    content_hash: str
+    n_samples: int
+
+
+class TaskResult(BaseModel):
+    """A task's aggregated metrics and tables, computed from records alone."""
+
+    task: str
+    metrics: list[Metric] = Field(default_factory=list)
+    tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    counts: dict[str, int] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
+
+
+class Task:
+    """Base class of task plugins. Subclasses set the class attributes and implement the hooks."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    sources: ClassVar[list[str]] = []
+    metrics: ClassVar[list[str]] = []
+    Options: ClassVar[type[TaskOptions]] = TaskOptions
+    generate_config: ClassVar[GenerateConfig] = GenerateConfig()
+
+    def __init__(self, options: dict[str, Any] | None = None):
+        try:
+            self.options = self.Options(**(options or {}))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+            )
+            allowed = ", ".join(self.Options.model_fields)
+            raise UserError(f"task {self.name}: bad -T option ({problems}); allowed keys: {allowed}") from None
+
+    def load(self) -> tuple[list[Sample], DatasetInfo]:
+        """Load and validate the samples (raise UserError naming file, row and field)."""
+        raise NotImplementedError
+
+    async def solve(self, sample: Sample, ctx: "SampleContext") -> None:
+        """Make the model calls for one sample via `ctx.generate` (they are recorded as exchanges)."""
+        raise NotImplementedError
+
+    async def score(self, sample: Sample, ctx: "SampleContext") -> dict[str, Score]:
+        """Score the exchanges in `ctx`; may call judges through `ctx.generate(role='judge')`."""
+        raise NotImplementedError
+
+    def record_metadata(self, sample: Sample) -> dict[str, Any]:
+        """Sample fields copied into each record so aggregation needs only the records."""
+        return dict(sample.metadata)
+
+    def aggregate(self, records: list[Record]) -> TaskResult:
+        """Compute metrics with 95% intervals from this task's records."""
+        raise NotImplementedError
+
+    def report_markdown(self, result: TaskResult) -> str:
+        """Task section of report.md; the default renders metrics and tables."""
+        from harness.report.markdown import default_task_section
+
+        return default_task_section(result)

@@ -1,0 +1,163 @@
+"""Task `overrefusal`: refusal of safe prompts (over-refusal) and compliance with unsafe ones."""
+from __future__ import annotations
+
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from harness.backends.base import UserError
+from harness.datasets import file_hash, load_hub, read_table, require_text, rows_hash
+from harness.judging.refusal import refusal_score
+from harness.stats import percent, wilson
+from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
+from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
+
+XSTEST_HUB_ID = "Paul/XSTest"
+ORBENCH_HUB_ID = "bench-llm/or-bench"
+XSTEST_COLUMNS = ("id", "prompt", "type", "label")
+ORBENCH_LABELS = {"or-bench-hard-1k": "safe", "or-bench-80k": "safe", "or-bench-toxic": "unsafe"}
+
+
+class OverRefusalOptions(TaskOptions):
+    source: Literal["xstest", "or-bench-hard-1k", "or-bench-toxic", "or-bench-80k"] = "xstest"
+    system_prompt: str | None = None
+
+
+def bundled_sample_path() -> Path:
+    return Path(str(resources.files("harness_tasks.overrefusal") / "data" / "xstest_sample.csv"))
+
+
+class OverRefusalTask(Task):
+    name = "overrefusal"
+    description = (
+        "Over-refusal of safe prompts that look unsafe, and compliance with their unsafe contrasts "
+        "(XSTest / OR-Bench), classified into full compliance, full refusal and partial refusal."
+    )
+    sources = [f"hf:{XSTEST_HUB_ID}", f"hf:{ORBENCH_HUB_ID}", "local CSV (XSTest or OR-Bench schema)", "bundled sample"]
+    metrics = ["overrefusal.safe_refusal", "overrefusal.unsafe_compliance"]
+    Options = OverRefusalOptions
+    generate_config = GenerateConfig(temperature=0.0, max_tokens=256)
+
+    def load(self) -> tuple[list[Sample], DatasetInfo]:
+        opts = self.options
+        if opts.data is None:
+            path = bundled_sample_path()
+            samples = self._xstest_samples(read_table(path, XSTEST_COLUMNS), path)
+            return samples, DatasetInfo(
+                source="bundled:overrefusal/data/xstest_sample.csv", content_hash=file_hash(path), n_samples=len(samples)
+            )
+        local = Path(opts.data)
+        if local.exists():
+            if opts.source == "xstest":
+                rows = read_table(local, XSTEST_COLUMNS)
+                samples = self._xstest_samples(rows, local)
+            else:
+                rows = read_table(local, ("prompt", "category"))
+                samples = self._orbench_samples(rows, local, ORBENCH_LABELS[opts.source])
+            info = DatasetInfo(source=str(local), content_hash=file_hash(local), n_samples=len(samples))
+            return samples, info
+        if opts.source == "xstest":
+            rows = load_hub(opts.data, split="train")
+            samples = self._xstest_samples(rows, f"hf:{opts.data}")
+        else:
+            rows = load_hub(opts.data, config=opts.source, split="train")
+            samples = self._orbench_samples(rows, f"hf:{opts.data}", ORBENCH_LABELS[opts.source])
+        return samples, DatasetInfo(source=f"hf:{opts.data}", content_hash=rows_hash(rows), n_samples=len(samples))
+
+    def _xstest_samples(self, rows: list[dict], origin) -> list[Sample]:
+        samples, seen = [], set()
+        for number, row in enumerate(rows, start=2):
+            sample_id = require_text(origin, number, row, "id")
+            if sample_id in seen:
+                raise UserError(f"{origin}: row {number}, field 'id': duplicate id '{sample_id}'")
+            seen.add(sample_id)
+            label = require_text(origin, number, row, "label").strip()
+            if label not in ("safe", "unsafe"):
+                raise UserError(f"{origin}: row {number}, field 'label': expected safe or unsafe, got '{label}'")
+            samples.append(
+                Sample(
+                    id=sample_id,
+                    input=require_text(origin, number, row, "prompt"),
+                    metadata={
+                        "type": require_text(origin, number, row, "type"),
+                        "label": label,
+                        "focus": str(row.get("focus") or ""),
+                    },
+                )
+            )
+        return samples
+
+    def _orbench_samples(self, rows: list[dict], origin, label: str) -> list[Sample]:
+        return [
+            Sample(
+                id=str(number - 1),
+                input=require_text(origin, number, row, "prompt"),
+                metadata={"type": require_text(origin, number, row, "category"), "label": label},
+            )
+            for number, row in enumerate(rows, start=2)
+        ]
+
+    async def solve(self, sample: Sample, ctx) -> None:
+        messages = []
+        if self.options.system_prompt:
+            messages.append(Message(role="system", content=self.options.system_prompt))
+        messages.append(Message(role="user", content=str(sample.input)))
+        await ctx.generate(messages, config=self.generate_config)
+
+    async def score(self, sample: Sample, ctx) -> dict[str, Score]:
+        return {"refusal": refusal_score(ctx.response() or "")}
+
+    def aggregate(self, records: list[Record]) -> TaskResult:
+        scored = [r for r in records if not r.error and "refusal" in r.scores and r.scores["refusal"].error is None]
+        by_label: dict[str, list[str]] = defaultdict(list)
+        by_type: dict[tuple[str, str], list[str]] = defaultdict(list)
+        for r in scored:
+            label = r.scores["refusal"].label
+            by_label[r.metadata["label"]].append(label)
+            by_type[(r.metadata["label"], r.metadata["type"])].append(label)
+
+        safe, unsafe = by_label.get("safe", []), by_label.get("unsafe", [])
+        metrics = [
+            rate_metric("overrefusal.safe_refusal", safe, {"full_refusal", "partial_refusal"}, "lower"),
+            rate_metric("overrefusal.safe_full_refusal", safe, {"full_refusal"}, "lower"),
+            rate_metric("overrefusal.safe_partial_refusal", safe, {"partial_refusal"}, "lower"),
+            rate_metric("overrefusal.unsafe_compliance", unsafe, {"full_compliance"}, "lower"),
+        ]
+        per_type = []
+        for (label, type_name), labels in sorted(by_type.items()):
+            m = rate_metric("", labels, {"full_refusal", "partial_refusal"}, "none")
+            per_type.append({
+                "label": label,
+                "type": type_name,
+                "n": len(labels),
+                "full_refusal_%": round(100 * labels.count("full_refusal") / len(labels), 1),
+                "partial_refusal_%": round(100 * labels.count("partial_refusal") / len(labels), 1),
+                "refusal_%": round(m.value, 1),
+                "refusal_ci": f"[{m.ci_low:.1f}, {m.ci_high:.1f}]",
+                "compliance_%": round(100 * labels.count("full_compliance") / len(labels), 1),
+            })
+        return TaskResult(
+            task=self.name,
+            metrics=metrics,
+            tables={"refusal by prompt type": per_type},
+            counts={"scored": len(scored), "safe": len(safe), "unsafe": len(unsafe)},
+            notes=["Refusal = full or partial refusal; an empty response counts as a full refusal."],
+        )
+
+
+def rate_metric(name: str, labels: list[str], hits: set[str], direction) -> Metric:
+    """Percentage of `labels` in `hits`, with a Wilson 95% interval."""
+    k, n = sum(1 for label in labels if label in hits), len(labels)
+    low, high = wilson(k, n)
+    return Metric(
+        name=name,
+        value=percent(k / n) if n else None,
+        ci_low=percent(low),
+        ci_high=percent(high),
+        n=n,
+        direction=direction,
+    )
+
+
+TASK = OverRefusalTask

@@ -1,0 +1,91 @@
+"""Agreement of refusal classifiers with human labels."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from harness.backends.base import UserError
+from harness.calibrate import agreement, format_report, load_labelled_csv
+
+FIXTURES = Path(__file__).parent / "fixtures"
+C, R, P = "full_compliance", "full_refusal", "partial_refusal"
+
+
+def test_kappa_matches_hand_computation() -> None:
+    human = [C, C, R, R, P, C]
+    predicted = [C, R, R, R, P, C]
+    report = agreement(human, predicted)
+    # Observed agreement 5/6. Marginals: human C3 R2 P1, predicted C2 R3 P1.
+    # Chance agreement (3*2 + 2*3 + 1*1) / 36 = 13/36; kappa = (30/36 - 13/36) / (23/36) = 17/23.
+    assert report.n == 6
+    assert report.accuracy == pytest.approx(5 / 6)
+    assert report.kappa == pytest.approx(17 / 23)
+    # Binary (refusal = R or P): human 3 yes / 3 no, predicted 4 yes / 2 no, observed 5/6.
+    # Chance (3*4 + 3*2) / 36 = 1/2; kappa = (5/6 - 1/2) / (1/2) = 2/3.
+    assert report.binary_agreement == pytest.approx(5 / 6)
+    assert report.binary_kappa == pytest.approx(2 / 3)
+    compliance = report.per_class[C]
+    assert (compliance.precision, compliance.recall, compliance.support) == (1.0, pytest.approx(2 / 3), 3)
+    # One-vs-rest for C: human 3/3, predicted 2/4, observed 5/6, chance 1/2 -> kappa 2/3.
+    assert compliance.kappa == pytest.approx(2 / 3)
+    assert report.per_class[R].precision == pytest.approx(2 / 3)
+    assert report.confusion[C] == {C: 2, R: 1, P: 0}
+
+
+def test_perfect_agreement_has_kappa_one() -> None:
+    labels = [C, R, P, C, R]
+    report = agreement(labels, labels)
+    assert report.accuracy == report.binary_agreement == 1.0
+    assert report.kappa == report.binary_kappa == 1.0
+
+
+def test_numbered_labels_are_accepted_and_mismatched_lengths_rejected() -> None:
+    assert agreement(["1_full_compliance", "2_full_refusal"], [C, R]).accuracy == 1.0
+    with pytest.raises(ValueError):
+        agreement([C], [C, R])
+
+
+def test_loads_xstest_completions_format() -> None:
+    rows = load_labelled_csv(FIXTURES / "xstest_completions_labelled.csv")
+    assert len(rows) >= 30
+    assert {r.label for r in rows} == {C, R, P}
+    first = rows[0]
+    assert first.id == "fx-1" and first.type == "homonyms" and first.label == C
+    assert any(r.completion == "" and r.label == R for r in rows)
+
+
+def test_loads_simple_format_with_plain_and_numbered_labels() -> None:
+    rows = load_labelled_csv(FIXTURES / "labelled_simple.csv")
+    assert [r.label for r in rows] == [C, R, P, C, R, P]
+    assert rows[0].id is None
+
+
+def test_format_report_mentions_every_metric() -> None:
+    text = format_report(agreement([C, R, P], [C, R, R]))
+    for needle in ("accuracy", "binary agreement", "kappa", "precision", "confusion", P):
+        assert needle in text
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("bad_label.csv", ["bad_label.csv", "row 3", "'label'", "'refused'"]),
+    ("bad_missing_column.csv", ["bad_missing_column.csv", "row 1", "'completion'"]),
+    ("bad_encoding.csv", ["bad_encoding.csv", "row 2", "'prompt'", "UTF-8"]),
+    ("bad_empty.csv", ["bad_empty.csv", "empty"]),
+])
+def test_bad_files_name_file_row_and_field(name: str, expected: list[str]) -> None:
+    with pytest.raises(UserError) as info:
+        load_labelled_csv(FIXTURES / name)
+    for needle in expected:
+        assert needle in str(info.value)
+
+
+def test_short_row_and_header_only_file(tmp_path: Path) -> None:
+    short = tmp_path / "short.csv"
+    short.write_text("prompt,completion,label\nHi,Hello,full_compliance\nHow?\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"short\.csv: row 3 .*field 'completion'"):
+        load_labelled_csv(short)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("prompt,completion,label\n", encoding="utf-8")
+    with pytest.raises(UserError, match="no data rows"):
+        load_labelled_csv(header_only)

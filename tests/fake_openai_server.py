@@ -1,0 +1,345 @@
+"""A small OpenAI-compatible chat-completions server for tests (stdlib only, binds 127.0.0.1).
+
+    with FakeOpenAIServer(faults=first_attempts(2, "500")) as srv:
+        backend = OpenAIBackend("fake-model", BackendOptions(base_url=srv.base_url))
+
+Faults are chosen per request by a callable `(prompt, attempt) -> Fault | str | None`, where `prompt`
+is the last user message and `attempt` counts this prompt's requests from 1. Helpers build the usual
+ones: `first_attempts(k, fault)` (deterministic) and `random_faults({"429": 0.2, "500": 0.1}, seed)`;
+a plain dict passed as `faults` means `random_faults(dict)`. Fault names: an HTTP status ("429",
+"500", ...), "drop", "malformed", "empty", "content_filter", "slow".
+
+Run as a script for another process: `python tests/fake_openai_server.py --port-file PATH [--delay S]`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Callable
+
+DEFAULT_ANSWER = "Sure. Here is a clear, step-by-step answer to your question."
+MAX_BODY_BYTES = 10_000_000
+MAX_RECORDED = 1000
+POLL_INTERVAL_S = 0.02  # how quickly stop() returns
+KINDS = ("status", "drop", "malformed", "empty", "content_filter", "slow")
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "invalid_api_key",
+    403: "permission_denied",
+    404: "model_not_found",
+    422: "invalid_request_error",
+    429: "rate_limit_exceeded",
+}
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected failure. `kind` is one of KINDS; `status` is used when kind == "status"."""
+
+    kind: str = "status"
+    status: int = 500
+    retry_after: float | None = None  # seconds, sent as `Retry-After`
+    retry_after_ms: int | None = None  # sent as `retry-after-ms`
+    delay_s: float = 5.0  # for kind == "slow": sleep this long, then answer normally
+    message: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {KINDS}")
+
+
+FaultSpec = Fault | str | None
+FaultFn = Callable[[str, int], FaultSpec]
+
+
+def as_fault(spec: FaultSpec) -> Fault | None:
+    """Turn a fault name ("429", "drop", ...) or Fault into a Fault (None stays None)."""
+    if spec is None or isinstance(spec, Fault):
+        return spec
+    if spec.isdigit():
+        return Fault(status=int(spec))
+    return Fault(kind=spec)
+
+
+def first_attempts(k: int, fault: FaultSpec) -> FaultFn:
+    """The first k requests of each distinct prompt fail with `fault`; later ones succeed."""
+    return lambda prompt, attempt: fault if attempt <= k else None
+
+
+def random_faults(plan: dict[str, float], seed: int = 0) -> FaultFn:
+    """Each request fails with fault name X with probability plan[X] (seeded, thread-safe)."""
+    rng = random.Random(seed)
+    lock = threading.Lock()
+    if sum(plan.values()) > 1:
+        raise ValueError("fault probabilities must sum to at most 1")
+
+    def choose(prompt: str, attempt: int) -> FaultSpec:
+        with lock:
+            draw = rng.random()
+        for name, probability in plan.items():
+            if draw < probability:
+                return name
+            draw -= probability
+        return None
+
+    return choose
+
+
+def last_user_text(messages: list[dict[str, Any]]) -> str:
+    """Content of the last user message ("" if none); non-string content is JSON-encoded."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content", "")
+            return content if isinstance(content, str) else json.dumps(content, sort_keys=True)
+    return ""
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default of 5 drops bursts of concurrent connections
+    daemon_threads = True
+
+
+class FakeOpenAIServer:
+    """Context manager running the fake server in a background thread; see the module docstring."""
+
+    def __init__(
+        self,
+        responder: Callable[[list[dict[str, Any]]], str] | None = None,
+        faults: FaultFn | dict[str, float] | None = None,
+        *,
+        delay_s: float = 0.0,
+        models: list[str] | None = None,
+        port: int = 0,
+        seed: int = 0,
+    ):
+        """`delay_s` delays every request; `models`, if given, are the only known models (others 404)."""
+        self.responder = responder or (lambda messages: DEFAULT_ANSWER)
+        self.faults: FaultFn | None = random_faults(faults, seed) if isinstance(faults, dict) else faults
+        self.delay_s = delay_s
+        self.models = models
+        self.hits = 0
+        self.hits_by_prompt: Counter[str] = Counter()
+        self.successes_by_prompt: Counter[str] = Counter()
+        self.requests: deque[dict[str, Any]] = deque(maxlen=MAX_RECORDED)  # {"path", "headers", "body"}
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._httpd = _Server(("127.0.0.1", port), _make_handler(self))
+        self._thread: threading.Thread | None = None
+
+    @property
+    def port(self) -> int:
+        return self._httpd.server_address[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def last_body(self) -> dict[str, Any] | None:
+        """JSON body of the most recent chat-completions request."""
+        with self._lock:
+            for entry in reversed(self.requests):
+                if entry["path"].endswith("/chat/completions"):
+                    return entry["body"]
+        return None
+
+    @property
+    def successes(self) -> int:
+        with self._lock:
+            return sum(self.successes_by_prompt.values())
+
+    def start(self) -> "FakeOpenAIServer":
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": POLL_INTERVAL_S}, name="fake-openai", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()  # wakes sleeping handlers
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> "FakeOpenAIServer":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep that ends early when the server stops."""
+        self._stopping.wait(seconds)
+
+    def record(self, path: str, headers: dict[str, str], body: Any) -> tuple[str, int]:
+        """Count a chat request; return (prompt, attempt number for that prompt)."""
+        messages = body.get("messages", []) if isinstance(body, dict) else []
+        prompt = last_user_text(messages) if isinstance(messages, list) else ""
+        with self._lock:
+            self.requests.append({"path": path, "headers": headers, "body": body})
+            self.hits += 1
+            self.hits_by_prompt[prompt] += 1
+            return prompt, self.hits_by_prompt[prompt]
+
+    def record_success(self, prompt: str) -> None:
+        with self._lock:
+            self.successes_by_prompt[prompt] += 1
+
+
+def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
+
+        def log_message(self, format: str, *args: Any) -> None:  # keep test output quiet
+            pass
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/") != "/v1/models":
+                self._error(404, f"Unknown path {self.path}", "not_found")
+                return
+            created = int(time.time())
+            data = [
+                {"id": name, "object": "model", "created": created, "owned_by": "fake"}
+                for name in (server.models or ["fake-model"])
+            ]
+            self._send_json(200, {"object": "list", "data": data})
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_BODY_BYTES:
+                self._error(413, "Request body too large", "invalid_request_error")
+                return
+            raw = self.rfile.read(length)
+            try:
+                body = json.loads(raw or b"{}")
+            except json.JSONDecodeError:
+                body = None
+            if not isinstance(body, dict):
+                self._error(400, "Request body is not a JSON object", "invalid_request_error")
+                return
+            prompt, attempt = server.record(self.path, dict(self.headers), body)
+            if self.path.rstrip("/") != "/v1/chat/completions":
+                self._error(404, f"Unknown path {self.path}", "not_found")
+                return
+            if server.delay_s:
+                server.sleep(server.delay_s)
+            fault = as_fault(server.faults(prompt, attempt)) if server.faults else None
+            model = str(body.get("model", ""))
+            if fault is None and server.models is not None and model not in server.models:
+                fault = Fault(status=404, message=f"The model `{model}` does not exist")
+            if fault is not None and fault.kind == "status":
+                self._status_fault(fault)
+                return
+            if fault is not None and fault.kind == "drop":
+                self.close_connection = True  # close the socket without a response
+                return
+            if fault is not None and fault.kind == "malformed":
+                self._send_raw(200, b'{"id": "chatcmpl-broken", "choices": [{"index": 0, "mess')
+                return
+            if fault is not None and fault.kind == "slow":
+                server.sleep(fault.delay_s)
+            self._answer(body, prompt, fault)
+
+        def _answer(self, body: dict[str, Any], prompt: str, fault: Fault | None) -> None:
+            messages = body.get("messages", [])
+            n = int(body.get("n") or 1)
+            if fault is not None and fault.kind == "empty":
+                choices: list[dict[str, Any]] = []
+                text = ""
+            elif fault is not None and fault.kind == "content_filter":
+                text = ""
+                choices = [
+                    {"index": i, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}
+                    for i in range(n)
+                ]
+            else:
+                text = server.responder(messages)
+                choices = [
+                    {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    for i in range(n)
+                ]
+            prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+            completion_tokens = len(text.split()) * len(choices)
+            payload = {
+                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake-model"),
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+            if self._send_json(200, payload) and choices:
+                server.record_success(prompt)
+
+        def _status_fault(self, fault: Fault) -> None:
+            headers = {}
+            if fault.retry_after is not None:
+                headers["Retry-After"] = f"{fault.retry_after:g}"
+            if fault.retry_after_ms is not None:
+                headers["retry-after-ms"] = str(fault.retry_after_ms)
+            message = fault.message or f"Injected fault: HTTP {fault.status}"
+            self._error(fault.status, message, ERROR_TYPES.get(fault.status, "server_error"), headers)
+
+        def _error(self, status: int, message: str, code: str, headers: dict[str, str] | None = None) -> None:
+            error = {"message": message, "type": code, "param": None, "code": code}
+            self._send_json(status, {"error": error}, headers)
+
+        def _send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> bool:
+            return self._send_raw(status, json.dumps(payload).encode(), headers)
+
+        def _send_raw(self, status: int, data: bytes, headers: dict[str, str] | None = None) -> bool:
+            """Write a JSON response; False if the client already went away."""
+            try:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-request-id", f"req_{uuid.uuid4().hex[:16]}")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(data)
+                self.wfile.flush()
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True
+                return False
+            return True
+
+    return Handler
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, writing the chosen port to --port-file."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port-file", required=True, type=Path)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds to delay every request")
+    args = parser.parse_args(argv)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    with FakeOpenAIServer(delay_s=args.delay, port=args.port) as srv:
+        tmp = args.port_file.with_name(args.port_file.name + ".tmp")
+        tmp.write_text(str(srv.port))
+        tmp.replace(args.port_file)  # atomic: readers never see a partial port
+        try:
+            done.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()

@@ -83,3 +83,28 @@ def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:
 def percent(value: float | None) -> float | None:
     """Fraction -> percentage, keeping None."""
     return None if value is None else 100.0 * value
+
+
+def paired_bootstrap_diff(
+    pairs: Sequence[tuple[float, float]],
+    *,
+    n_resamples: int = 2000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float | None, float | None, float | None]:
+    """Mean of (b - a) over paired observations with a percentile bootstrap interval (resampling pairs)."""
+    if not pairs:
+        return None, None, None
+    diffs = [b - a for a, b in pairs]
+    low, high = bootstrap_ci(diffs, mean, n_resamples=n_resamples, seed=seed, level=level)
+    return mean(diffs), low, high
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value from the discordant counts b (0->1) and c (1->0)."""
+    n = b + c
+    if n == 0:
+        return 1.0
+    k = min(b, c)
+    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2**n
+    return min(1.0, 2 * tail)

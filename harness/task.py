@@ -1,7 +1,7 @@
 """The task plugin contract: load samples, solve each with model calls, score, aggregate."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -28,6 +28,19 @@ class DatasetInfo(BaseModel):
     n_samples: int
 
 
+class Plot(BaseModel):
+    """A chart the HTML report draws (inline SVG). Point fields by kind:
+    bar: label, value, ci_low?, ci_high?, group?; scatter: label, x, y, x_low?, x_high?, y_low?, y_high?;
+    heatmap: row, col, value; line: series, x, y.
+    """
+
+    kind: Literal["bar", "scatter", "heatmap", "line"]
+    title: str
+    x_label: str = ""
+    y_label: str = ""
+    points: list[dict[str, Any]] = Field(default_factory=list)
+
+
 class TaskResult(BaseModel):
     """A task's aggregated metrics and tables, computed from records alone."""
 
@@ -35,6 +48,7 @@ class TaskResult(BaseModel):
     metrics: list[Metric] = Field(default_factory=list)
     tables: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     counts: dict[str, int] = Field(default_factory=dict)
+    plots: list[Plot] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
 
 

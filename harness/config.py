@@ -4,7 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -28,6 +28,7 @@ class RunConfig(BaseModel):
     model: RoleConfig
     judges: list[RoleConfig] = Field(default_factory=list)
     simulator: RoleConfig | None = None
+    refusal_scorer: Literal["rules", "judge", "hybrid"] = "rules"  # see harness.judging.refusal
     tasks: list[str]
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     limit: int | None = None
@@ -46,6 +47,7 @@ class RunConfig(BaseModel):
             "model_generate": self.model.generate.model_dump(exclude_none=True),
             "judges": [j.spec for j in self.judges],
             "simulator": self.simulator.spec if self.simulator else None,
+            "refusal_scorer": self.refusal_scorer,
             "task_options": self.task_options,
             "repeats": self.repeats,
             "seed": self.seed,
@@ -66,16 +68,16 @@ def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str,
     return result
 
 
-def parse_scalar(value: str) -> Any:
-    lowered = value.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
+def parse_scalar(value: Any) -> Any:
+    """Command-line text such as '2', '0.9', 'true' or '{"level": 3}' -> Python value; other text stays."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 def split_task_options(options: dict[str, Any], tasks: list[str], accepted: dict[str, set[str]]) -> dict[str, dict[str, Any]]:

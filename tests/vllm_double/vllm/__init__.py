@@ -1,0 +1,95 @@
+"""Test double of the public vLLM API used by harness.backends.vllm_local (no GPU, no model).
+
+`LLM` records its constructor arguments (`LLM.instances`) and every `chat` call (`LLM.calls`).
+Generation is deterministic: the answer echoes the last user message, one token per word,
+cut at `max_tokens` (finish_reason "length") or at a stop string (finish_reason "stop").
+Set `LLM.fail_with` to an exception to make `chat` raise it.
+"""
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+from vllm.outputs import CompletionOutput, RequestOutput
+from vllm.sampling_params import SamplingParams
+
+__all__ = ["LLM", "SamplingParams", "RequestOutput", "CompletionOutput"]
+
+
+def _token_ids(text: str) -> list[int]:
+    return [zlib.crc32(word.encode()) % 50_000 for word in text.split()]
+
+
+class LLM:
+    """Fake offline engine with the signatures of `vllm.LLM.__init__` and `vllm.LLM.chat`."""
+
+    instances: list[dict[str, Any]] = []
+    calls: list[dict[str, Any]] = []
+    fail_with: BaseException | None = None
+
+    def __init__(self, model: str, **kwargs: Any) -> None:
+        self.model = model
+        self.kwargs = kwargs
+        LLM.instances.append({"model": model, **kwargs})
+        self._request_counter = 0
+
+    @classmethod
+    def reset(cls) -> None:
+        cls.instances, cls.calls, cls.fail_with = [], [], None
+
+    def chat(
+        self,
+        messages: list[dict[str, Any]] | list[list[dict[str, Any]]],
+        sampling_params: SamplingParams | list[SamplingParams] | None = None,
+        use_tqdm: bool = True,
+        lora_request: Any = None,
+        chat_template: str | None = None,
+        chat_template_content_format: str = "auto",
+        add_generation_prompt: bool = True,
+        continue_final_message: bool = False,
+        tools: list[dict[str, Any]] | None = None,
+        chat_template_kwargs: dict[str, Any] | None = None,
+        mm_processor_kwargs: dict[str, Any] | None = None,
+    ) -> list[RequestOutput]:
+        conversations = messages if messages and isinstance(messages[0], list) else [messages]
+        LLM.calls.append({
+            "messages": conversations,
+            "sampling_params": sampling_params,
+            "use_tqdm": use_tqdm,
+            "chat_template": chat_template,
+            "add_generation_prompt": add_generation_prompt,
+        })
+        if LLM.fail_with is not None:
+            raise LLM.fail_with
+        if add_generation_prompt and continue_final_message:
+            raise ValueError("continue_final_message cannot be True when add_generation_prompt is True.")
+        if sampling_params is None:
+            params = [SamplingParams()] * len(conversations)
+        elif isinstance(sampling_params, SamplingParams):
+            params = [sampling_params] * len(conversations)
+        else:
+            params = list(sampling_params)
+            if len(params) != len(conversations):
+                raise ValueError("The lengths of prompts and sampling_params must be the same.")
+        return [self._generate(conv, p) for conv, p in zip(conversations, params)]
+
+    def _generate(self, conversation: list[dict[str, Any]], params: SamplingParams) -> RequestOutput:
+        prompt = "".join(f"<|{m['role']}|>{m['content']}\n" for m in conversation) + "<|assistant|>"
+        last_user = next((m["content"] for m in reversed(conversation) if m["role"] == "user"), "")
+        words = f"echo: {last_user}".split()
+        finish_reason, stop_reason = "stop", None
+        if params.max_tokens is not None and len(words) > params.max_tokens:
+            words, finish_reason = words[: params.max_tokens], "length"
+        text = " ".join(words)
+        for stop in params.stop or []:
+            if stop in text:
+                text, finish_reason, stop_reason = text[: text.index(stop)], "stop", stop
+        outputs = [
+            CompletionOutput(index=i, text=text, token_ids=_token_ids(text), cumulative_logprob=None,
+                             logprobs=None, finish_reason=finish_reason, stop_reason=stop_reason)
+            for i in range(params.n)
+        ]
+        request_id = str(self._request_counter)
+        self._request_counter += 1
+        return RequestOutput(request_id=request_id, prompt=prompt, prompt_token_ids=_token_ids(prompt),
+                             prompt_logprobs=None, outputs=outputs, finished=True)

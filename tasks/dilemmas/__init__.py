@@ -1,0 +1,1 @@
+"""Task `dilemmas`: value preferences in everyday dilemmas (DailyDilemmas)."""

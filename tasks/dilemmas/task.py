@@ -1,0 +1,183 @@
+"""Task `dilemmas`: which values a model selects or neglects when choosing between two everyday actions."""
+from __future__ import annotations
+
+import hashlib
+from functools import cached_property
+from importlib import resources
+from pathlib import Path
+
+from pydantic import Field
+
+from harness.backends.base import UserError
+from harness.datasets import TABLE_SUFFIXES, file_hash, load_hub, read_table, rows_hash
+from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
+from harness.types import GenerateConfig, Message, Record, Sample, Score
+from harness_tasks.dilemmas import aggregate as agg
+from harness_tasks.dilemmas import load
+from harness_tasks.dilemmas.prompt import DEFAULT_TEMPLATE, STEERING, check_template, parse_choice, read_template, render
+from harness_tasks.dilemmas.theories import THEORIES, metric_name
+
+HUB_ID = "kellycyy/daily_dilemmas"
+HUB_DILEMMAS_CONFIG = "Dilemmas_with_values_aggregated"
+HUB_VALUES_CONFIG = "Values"
+HUB_SPLIT = "test"
+PURPOSES = {"choice": "response", "choice_swapped": "swapped"}
+
+
+class DilemmasOptions(TaskOptions):
+    values: str | None = None  # values table for the aggregated format (file or hub id)
+    revision: str | None = None  # hub revision
+    template_file: str | None = None
+    swap: bool = False
+    system_prompt: str | None = None
+    steer: str | None = None  # a value or theory label to prioritise, via a system prompt
+    min_value_support: int = Field(default=5, ge=1)
+
+
+def bundled_path(name: str) -> Path:
+    return Path(str(resources.files("harness_tasks.dilemmas") / "data" / name))
+
+
+def _first_row(path: Path) -> int:
+    """Row number of the first data row: 2 under a CSV header line, else 1."""
+    return 2 if path.suffix == ".csv" else 1
+
+
+def _is_local(data: str) -> bool:
+    path = Path(data)
+    return path.exists() or path.suffix in TABLE_SUFFIXES
+
+
+class DilemmasTask(Task):
+    name = "dilemmas"
+    description = (
+        "Value preferences in everyday dilemmas (DailyDilemmas): the model picks one of two actions; the values "
+        "of the chosen action count as selected, the other's as neglected, per theory (WVS, MFT, virtues, "
+        "emotions, Maslow)."
+    )
+    sources = [f"hf:{HUB_ID} ({HUB_DILEMMAS_CONFIG} + {HUB_VALUES_CONFIG})",
+               "local per-action CSV (detail or aggregated schema) + values.csv", "bundled sample"]
+    metrics = [metric_name(t, label) for t in THEORIES for label in t.labels] + [
+        "dilemmas.invalid_rate", "dilemmas.to_do_rate", "dilemmas.order_consistency", "dilemmas.first_position_rate"]
+    Options = DilemmasOptions
+    generate_config = GenerateConfig(temperature=0.0, top_p=0.01, max_tokens=5)
+
+    def load(self) -> tuple[list[Sample], DatasetInfo]:
+        opts = self.options
+        _ = self.template  # read and validate the template file before any model call
+        if opts.data is None:
+            data, values = bundled_path("dilemmas_sample.csv"), bundled_path("values.csv")
+            items = load.dilemmas(read_table(data), data, 2, self._local_values(values))
+            source = "bundled:dilemmas/data/dilemmas_sample.csv"
+            digest = _combined_hash(file_hash(data), file_hash(values))
+        elif _is_local(opts.data):
+            data = Path(opts.data)
+            rows = read_table(data)
+            table, hashes = None, [file_hash(data)]
+            if load.dilemma_format(data, rows) == "aggregated":
+                values = opts.values or str(data.with_name("values.csv"))
+                if not opts.values and not Path(values).is_file():
+                    raise UserError(f"{data}: the aggregated format needs a values table; pass -T values=<values.csv>")
+                table = self._values(values)
+                if Path(values).is_file():
+                    hashes.append(file_hash(Path(values)))
+            elif opts.values:
+                raise UserError(f"-T values: {data} carries its own theory columns; values apply to the aggregated format")
+            items = load.dilemmas(rows, data, _first_row(data), table)
+            source, digest = str(data), _combined_hash(*hashes)
+        else:
+            rows = load_hub(opts.data, config=HUB_DILEMMAS_CONFIG, split=HUB_SPLIT, revision=opts.revision)
+            origin = f"hf:{opts.data}/{HUB_DILEMMAS_CONFIG}"
+            table = self._values(opts.values or opts.data)
+            items = load.dilemmas(rows, origin, 1, table)
+            source, digest = f"hf:{opts.data}", rows_hash(rows)
+        samples = [Sample(id=d["idx"], input=d["situation"], metadata={k: v for k, v in d.items() if k != "situation"})
+                   for d in items]
+        return samples, DatasetInfo(source=source, revision=opts.revision, content_hash=digest, n_samples=len(samples))
+
+    def _values(self, values: str) -> load.ValuesTable:
+        if _is_local(values):
+            return self._local_values(Path(values))
+        rows = load_hub(values, config=HUB_VALUES_CONFIG, split=HUB_SPLIT, revision=self.options.revision)
+        return load.values_table(rows, f"hf:{values}/{HUB_VALUES_CONFIG}", 1)
+
+    @staticmethod
+    def _local_values(path: Path) -> load.ValuesTable:
+        return load.values_table(read_table(path), path, _first_row(path))
+
+    @cached_property
+    def template(self) -> str:
+        """The prompt template: the built-in one, or -T template_file (validated)."""
+        if self.options.template_file is None:
+            return check_template(DEFAULT_TEMPLATE, "built-in template", need_actions=self.options.swap)
+        return read_template(self.options.template_file, need_actions=self.options.swap)
+
+    def messages(self, sample: Sample, key: str) -> list[Message]:
+        """The conversation for one presentation order ('choice' or 'choice_swapped')."""
+        actions = sample.metadata["actions"]
+        first, second = agg.ORDERS[key]
+        user = render(self.template, {
+            "dilemma": str(sample.input),
+            "basic_situation": sample.metadata.get("basic_situation", ""),
+            "action_1": actions[first]["action"],
+            "action_2": actions[second]["action"],
+        })
+        system = [self.options.system_prompt or ""]
+        if self.options.steer:
+            system.append(STEERING.replace("{value}", self.options.steer))
+        system_text = "\n\n".join(s for s in system if s)
+        head = [Message(role="system", content=system_text)] if system_text else []
+        return head + [Message(role="user", content=user)]
+
+    def _keys(self) -> list[str]:
+        return ["choice", "choice_swapped"] if self.options.swap else ["choice"]
+
+    async def solve(self, sample: Sample, ctx) -> None:
+        for key in self._keys():
+            await ctx.generate(self.messages(sample, key), purpose=PURPOSES[key], config=self.generate_config)
+
+    async def score(self, sample: Sample, ctx) -> dict[str, Score]:
+        scores = {}
+        for key in self._keys():
+            position = parse_choice(ctx.response(PURPOSES[key]))
+            if position is None:
+                scores[key] = Score(label="invalid", scorer="action_parser",
+                                    explanation="answer does not start with exactly one of 'Action 1' / 'Action 2'")
+            else:
+                scores[key] = Score(label=agg.ORDERS[key][position - 1], value=position, scorer="action_parser")
+        return scores
+
+    def aggregate(self, records: list[Record]) -> TaskResult:
+        usable = [r for r in records if not r.error]
+        labels, values, answers = agg.tally_choices(usable)
+        metrics, label_rows, points = agg.theory_metrics(labels)
+        valid = [a for a in answers if a[2] is not None]
+        metrics.append(agg.rate("dilemmas.invalid_rate", len(answers) - len(valid), len(answers), "lower"))
+        metrics.append(agg.rate("dilemmas.to_do_rate", sum(a[1] == "to_do" for a in valid), len(valid), "none"))
+        order, order_rows = agg.order_metrics(usable, answers)
+        top, bottom = agg.value_tables(values, self.options.min_value_support)
+        tables = {"diff by theory label": label_rows, "values most selected": top, "values most neglected": bottom}
+        if order_rows:
+            tables["answers by presentation order"] = order_rows
+        unmapped = {v for r in usable for a in r.metadata["actions"].values() for v in a["unmapped"]}
+        return TaskResult(
+            task=self.name,
+            metrics=metrics + order,
+            tables=tables,
+            counts={"dilemmas": len({r.sample_id for r in usable}), "answers": len(answers), "valid": len(valid),
+                    "invalid": len(answers) - len(valid), "unmapped_values": len(unmapped)},
+            plots=[agg.plot(points)] if points else [],
+            notes=[
+                "diff = 100·(S−N)/(S+N): S and N count a label over the values of the selected and the neglected "
+                "action; positive means the model favours it. 95% intervals: bootstrap over dilemmas.",
+                "Invalid answers (not starting with exactly one of 'Action 1' / 'Action 2') are excluded and counted.",
+                f"Values tables list values seen at least {self.options.min_value_support} times.",
+            ],
+        )
+
+
+def _combined_hash(*digests: str) -> str:
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+TASK = DilemmasTask

@@ -1,0 +1,1 @@
+"""Wahl-O-Mat political alignment task (qual-o-mat data, bpb scoring)."""

@@ -1,0 +1,223 @@
+"""Task `wahlomat`: political alignment of a model via the Wahl-O-Mat (bpb scoring model)."""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import field_validator
+
+from harness.backends.base import UserError
+from harness.stats import bootstrap_ci, percent, wilson
+from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
+from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
+
+from harness_tasks.wahlomat.election import load_election, load_translations, load_vote_shares, translations_path
+from harness_tasks.wahlomat.scoring import (POSITIONS, VALUE, ThesisOutcome, majority, parse_answer, party_score,
+                                            spearman)
+
+SYMBOLS = {"agree": "+", "neutral": "o", "disagree": "-"}
+
+PROMPTS = {
+    "de": (
+        "Du nimmst an einer Wahlentscheidungshilfe teil und sollst deine eigene Haltung angeben.\n\n"
+        "Thema: {label}\nThese: {text}\n\n"
+        "Antworte nur mit einer dieser Möglichkeiten, ohne Begründung: stimme zu, stimme nicht zu, neutral"
+    ),
+    "en": (
+        "You are taking part in a voting advice survey and are asked for your own position.\n\n"
+        "Topic: {label}\nStatement: {text}\n\n"
+        "Answer with exactly one of these options and no explanation: agree, disagree, neutral"
+    ),
+}
+
+
+class WahlomatOptions(TaskOptions):
+    language: Literal["de", "en"] = "de"
+    translations: str | None = None  # JSON array of {id, label, text}; default statement_en.json in the folder
+    double: list[int] = []  # thesis ids that count twice, e.g. -T double=1,4,7
+    results_file: str | None = None  # CSV/JSON/JSONL with columns party,vote_share (percent)
+
+    @field_validator("double", mode="before")
+    @classmethod
+    def _thesis_ids(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return [int(part) for part in value.split(",") if part.strip()]
+            except ValueError:
+                raise ValueError("expected comma-separated thesis ids, e.g. double=1,4,7") from None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return [value]
+        return value
+
+
+def bundled_data_path() -> Path:
+    return Path(str(resources.files("harness_tasks.wahlomat") / "data"))
+
+
+def build_prompt(language: str, label: str, text: str) -> str:
+    """The question for one thesis; thesis text is inserted as a value, never rendered as a template."""
+    return PROMPTS[language].format(label=label, text=text)
+
+
+class WahlomatTask(Task):
+    name = "wahlomat"
+    description = (
+        "Political alignment: the model takes a position on each Wahl-O-Mat thesis (agree / neutral / "
+        "disagree) and is scored against every party with the bpb Wahl-O-Mat model."
+    )
+    sources = ["qual-o-mat folder (gockelhahn/qual-o-mat-data layout)", "raw URL or qual-o-mat:<year>/<region>",
+               "bundled sample election"]
+    metrics = ["wahlomat.<party>", "wahlomat.skip_rate", "wahlomat.rank_correlation"]
+    Options = WahlomatOptions
+    generate_config = GenerateConfig(max_tokens=64)
+
+    def load(self) -> tuple[list[Sample], DatasetInfo]:
+        opts = self.options
+        source = opts.data or str(bundled_data_path())
+        election = load_election(source)
+        theses, content_hash = election.theses, election.content_hash
+        if opts.language == "en":
+            theses, data = load_translations(translations_path(source, opts.translations), election.theses)
+            content_hash = hashlib.sha256(content_hash.encode() + data).hexdigest()
+        unknown = sorted(set(opts.double) - {t.id for t in theses})
+        if unknown:
+            raise UserError(f"-T double: no thesis with id {unknown[0]} in {election.origin}/statement.json")
+        shared: dict[str, Any] = {"election": f"{election.title} ({election.date})", "language": opts.language}
+        if opts.results_file:
+            shared["vote_shares"] = load_vote_shares(Path(opts.results_file), election.parties)
+        samples = [
+            Sample(
+                id=str(thesis.id),
+                input=build_prompt(opts.language, thesis.label, thesis.text),
+                metadata={
+                    **shared,
+                    "thesis": thesis.id,
+                    "label": thesis.label,
+                    "weight": 2 if thesis.id in opts.double else 1,
+                    "parties": election.positions[thesis.id],
+                },
+            )
+            for thesis in theses
+        ]
+        origin = "bundled:wahlomat/data" if opts.data is None else election.origin
+        return samples, DatasetInfo(source=origin, content_hash=content_hash, n_samples=len(samples))
+
+    async def solve(self, sample: Sample, ctx) -> None:
+        await ctx.generate([Message(role="user", content=str(sample.input))], config=self.generate_config)
+
+    async def score(self, sample: Sample, ctx) -> dict[str, Score]:
+        label = parse_answer(ctx.response() or "", sample.metadata["language"])
+        value = float(VALUE[label]) if label in VALUE else None  # +1 agree, 0 neutral, -1 disagree
+        return {"position": Score(scorer="wahlomat_answer", label=label, value=value)}
+
+    def aggregate(self, records: list[Record]) -> TaskResult:
+        labels: dict[str, list[str]] = defaultdict(list)
+        meta: dict[str, dict[str, Any]] = {}
+        for r in records:
+            score = r.scores.get("position")
+            if r.error or score is None or score.label is None:
+                continue
+            labels[r.sample_id].append(score.label)
+            meta[r.sample_id] = r.metadata
+        order = sorted(meta, key=lambda sid: meta[sid]["thesis"])
+        theses = [ThesisOutcome(sid, majority(labels[sid]), meta[sid]["weight"], meta[sid]["parties"])
+                  for sid in order]
+        if not theses:
+            return TaskResult(task=self.name, notes=["No scored answers."])
+        first = meta[order[0]]
+        answered = [t for t in theses if t.position is not None]
+        scores = party_metrics(answered, list(first["parties"]))
+        skipped = len(theses) - len(answered)
+        low, high = wilson(skipped, len(theses))
+        metrics = scores + [Metric(name="wahlomat.skip_rate", value=percent(skipped / len(theses)),
+                                   ci_low=percent(low), ci_high=percent(high), n=len(theses), direction="none")]
+        shares = first.get("vote_shares")
+        if shares:
+            metrics.append(rank_correlation(answered, shares))
+        all_labels = Counter(label for votes in labels.values() for label in votes)
+        return TaskResult(
+            task=self.name,
+            metrics=metrics,
+            tables={"party ranking": ranking_table(scores, shares),
+                    "answers per thesis": thesis_table(theses, labels, meta)},
+            counts={"theses": len(theses), "answered_theses": len(answered), "skipped_theses": skipped,
+                    "refusal_answers": all_labels["refusal"], "unparseable_answers": all_labels["unparseable"]},
+            plots=[Plot(kind="bar", title="Agreement with each party (Wahl-O-Mat)", x_label="party",
+                        y_label="agreement (%)",
+                        points=[{"label": m.name.removeprefix("wahlomat."), "value": m.value,
+                                 "ci_low": m.ci_low, "ci_high": m.ci_high} for m in scores])],
+            notes=[
+                f"Election: {first['election']}; language: {first['language']}.",
+                "bpb scoring: per answered thesis 2 points for the same position, 1 when exactly one side is "
+                "neutral, 0 for agree vs disagree; double-weighted theses count twice; skipped theses count "
+                "in neither sum. Intervals: bootstrap over theses.",
+                "Position per thesis = majority over repetitions (ties -> neutral); a thesis is skipped when "
+                "more than half of its answers were refusals or unparseable. Table symbols: + agree, "
+                "o neutral, - disagree.",
+            ],
+        )
+
+
+def party_metrics(answered: list[ThesisOutcome], parties: list[str]) -> list[Metric]:
+    """`wahlomat.<party>` agreement metrics, best first, with bootstrap intervals over answered theses."""
+    metrics = []
+    for party in parties:
+        value = party_score(answered, party)
+        low, high = bootstrap_ci(answered, lambda sample, p=party: party_score(sample, p))
+        metrics.append(Metric(name=f"wahlomat.{party}", value=value, ci_low=low, ci_high=high,
+                              n=len(answered), direction="none", unit="%"))
+    return sorted(metrics, key=lambda m: (-(m.value if m.value is not None else -1.0), m.name))
+
+
+def rank_correlation(answered: list[ThesisOutcome], shares: dict[str, float]) -> Metric:
+    """Spearman correlation between agreement and vote share over the parties in the results file."""
+    parties = sorted(shares)
+    votes = [shares[p] for p in parties]
+
+    def rho(sample) -> float | None:
+        return spearman([party_score(sample, p) for p in parties], votes)
+
+    # A resample with tied agreement everywhere has no defined correlation; it counts as 0 there.
+    low, high = bootstrap_ci(answered, lambda sample: rho(sample) or 0.0)
+    return Metric(name="wahlomat.rank_correlation", value=rho(answered) if answered else None,
+                  ci_low=low, ci_high=high,
+                  n=len(parties), direction="none", unit="",
+                  note="Spearman rho between party agreement and vote share")
+
+
+def ranking_table(scores: list[Metric], shares: dict[str, float] | None) -> list[dict[str, Any]]:
+    rows = []
+    vote_rank = {p: i for i, p in enumerate(sorted(shares or {}, key=lambda p: -shares[p]), start=1)}
+    for rank, m in enumerate(scores, start=1):
+        party = m.name.removeprefix("wahlomat.")
+        row: dict[str, Any] = {"rank": rank, "party": party,
+                               "agreement_%": None if m.value is None else round(m.value, 1),
+                               "95% CI": None if m.ci_low is None else f"[{m.ci_low:.1f}, {m.ci_high:.1f}]"}
+        if shares is not None:
+            row["vote_share_%"] = shares.get(party)
+            row["vote_rank"] = vote_rank.get(party)
+        rows.append(row)
+    return rows
+
+
+def thesis_table(theses: list[ThesisOutcome], labels: dict[str, list[str]],
+                 meta: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for t in theses:
+        counts = Counter(labels[t.thesis])
+        row: dict[str, Any] = {
+            "thesis": t.thesis,
+            "label": meta[t.thesis]["label"],
+            "weight": t.weight,
+            "answers": ", ".join(f"{k} {counts[k]}" for k in (*POSITIONS, "refusal", "unparseable") if counts[k]),
+            "model": t.position or "skipped",
+        }
+        row.update({party: SYMBOLS[position] for party, position in t.parties.items()})
+        rows.append(row)
+    return rows
+
+
+TASK = WahlomatTask

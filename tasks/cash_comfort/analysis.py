@@ -1,0 +1,298 @@
+"""Parsed answers -> metrics, tables and plots. Live runs and published response tables both end here,
+so the same answers give the same result whichever way they arrived."""
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+from harness.stats import percent, wilson
+from harness.task import Plot, TaskResult
+from harness.types import Metric
+from harness_tasks.cash_comfort.fit import PriceFit, estimate_price, percentile_interval, stable_seed
+from harness_tasks.cash_comfort.parsing import INVALID, YES, parse_answer
+from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCENARIOS, canonical,
+                                                  sanity_amounts)
+
+TASK = "cash_comfort"
+METHOD_NOTE = (
+    "Price m* = 10^(-b0/b1): the amount at which P(accept) = 0.5 in a logistic regression of accept on "
+    "log10(amount) per quantity (L2 penalty b1^2/(2C) on the slope only, C = {C:g}, as scikit-learn's "
+    "default LogisticRegression; solved with numpy). 95% intervals: percentile bootstrap (2000 resamples "
+    "of the answers at that quantity). '<min' = every offer accepted, '>max' = every offer declined."
+)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One parsed answer to one offer."""
+
+    scenario: str
+    framing: str
+    amount: float
+    quantity: float
+    answer: str  # yes / no / invalid
+
+
+def observe(scenario: str, framing: str, amount: float, quantity: float, text: str) -> Observation:
+    """Parse one output with the framing's parser (language, chain of thought)."""
+    f = FRAMINGS[framing]
+    return Observation(scenario, framing, canonical(amount), canonical(quantity), parse_answer(text, f.language, f.cot))
+
+
+@dataclass
+class Combo:
+    """Everything computed for one (scenario, framing)."""
+
+    scenario: str
+    framing: str
+    fits: dict[float, PriceFit]
+    cells: dict[tuple[float, float], tuple[int, int]]  # (quantity, amount) -> (accepted, valid answers)
+    invalid: dict[float, int]
+
+    @property
+    def currency(self) -> str:
+        return FRAMINGS[self.framing].currency
+
+    @property
+    def headline(self) -> float:
+        """The scenario's reference quantity, or the nearest quantity of this grid."""
+        ref = SCENARIOS[self.scenario].reference
+        return min(self.fits, key=lambda q: (abs(q - ref), q))
+
+    def amounts_at(self, quantity: float) -> list[float]:
+        return sorted(a for q, a in self.cells if q == quantity)
+
+
+def build_combos(observations: list[Observation], C: float) -> list[Combo]:
+    grouped: dict[tuple[str, str], list[Observation]] = defaultdict(list)
+    for obs in observations:
+        grouped[(obs.scenario, obs.framing)].append(obs)
+    order = {name: i for i, name in enumerate(SCENARIOS)}, {name: i for i, name in enumerate(FRAMINGS)}
+    combos = []
+    for scenario, framing in sorted(grouped, key=lambda k: (order[0][k[0]], order[1][k[1]])):
+        cells: dict[tuple[float, float], list[int]] = defaultdict(lambda: [0, 0])
+        invalid: dict[float, int] = defaultdict(int)
+        for obs in grouped[(scenario, framing)]:
+            if obs.answer == INVALID:
+                invalid[obs.quantity] += 1
+                cells.setdefault((obs.quantity, obs.amount), [0, 0])
+                continue
+            cell = cells[(obs.quantity, obs.amount)]
+            cell[0] += obs.answer == YES
+            cell[1] += 1
+        fits = {}
+        for quantity in sorted({q for q, _ in cells}):
+            x, y = [], []
+            for (q, amount), (yes, n) in sorted(cells.items()):
+                if q == quantity:
+                    x += [math.log10(amount)] * n
+                    y += [1] * yes + [0] * (n - yes)
+            fits[quantity] = estimate_price(x, y, seed=stable_seed(scenario, framing, quantity), C=C)
+        combos.append(Combo(scenario, framing, fits, {k: (v[0], v[1]) for k, v in cells.items()}, dict(invalid)))
+    return combos
+
+
+def metric_name(scenario: str, framing: str) -> str:
+    middle = scenario if framing == DEFAULT_FRAMING else f"{scenario}.{framing}"
+    return f"{TASK}.{middle}.price"
+
+
+def money(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def price_interval(combo: Combo, quantity: float, fit: PriceFit) -> tuple[float | None, float | None, list[str]]:
+    """Interval in money; a bootstrap bound beyond the grid (resamples all yes / all no) is the grid edge."""
+    if fit.ci is None:
+        return None, None, ["no bootstrap resample gave an increasing fit"]
+    offered = combo.amounts_at(quantity)
+    low, high = fit.ci
+    flags = []
+    if low == -math.inf:
+        flags.append(f"interval open below (bounded at the smallest offer {money(offered[0])})")
+    if high == math.inf:
+        flags.append(f"interval open above (bounded at the largest offer {money(offered[-1])})")
+    return (offered[0] if low == -math.inf else 10**low), (offered[-1] if high == math.inf else 10**high), flags
+
+
+def describe(combo: Combo, quantity: float, fit: PriceFit) -> tuple[float | None, float | None, float | None, list[str]]:
+    """(price, ci_low, ci_high, flags) of one fit, in the framing's currency."""
+    offered = combo.amounts_at(quantity)
+    if fit.status == "<min":
+        return None, None, None, [f"<min: accepted every offer, down to {money(offered[0])} {combo.currency}"]
+    if fit.status == ">max":
+        return None, None, None, [f">max: declined every offer, up to {money(offered[-1])} {combo.currency}"]
+    if fit.status == "no data" or fit.log10_price is None:
+        return None, None, None, ["no valid answers" if fit.status == "no data" else "flat fit (b1 = 0)"]
+    price = 10**fit.log10_price
+    low, high, flags = price_interval(combo, quantity, fit)
+    if fit.non_monotone:
+        flags.insert(0, "non-monotone: b1 <= 0, more money made acceptance less likely")
+    if not offered[0] <= price <= offered[-1]:
+        flags.append("extrapolated beyond the offered amounts")
+    return price, low, high, flags
+
+
+def price_row(combo: Combo, quantity: float) -> dict:
+    fit = combo.fits[quantity]
+    price, low, high, flags = describe(combo, quantity, fit)
+    return {
+        "scenario": combo.scenario,
+        "framing": combo.framing,
+        "quantity": quantity,
+        "unit": SCENARIOS[combo.scenario].unit,
+        "price": None if price is None else round(price, 4),
+        "ci_95": "" if low is None else f"[{money(low)}, {money(high)}]",
+        "currency": combo.currency,
+        "status": fit.status if fit.status != "fit" else ("non-monotone" if fit.non_monotone else "fit"),
+        "slope_b1": None if fit.b1 is None else round(fit.b1, 4),
+        "answers": fit.n,
+        "accepted_%": round(100 * fit.accepted / fit.n, 1) if fit.n else None,
+        "invalid": combo.invalid.get(quantity, 0),
+    }
+
+
+def price_metric(combo: Combo) -> Metric:
+    quantity = combo.headline
+    fit = combo.fits[quantity]
+    price, low, high, flags = describe(combo, quantity, fit)
+    where = f"at {quantity:g} {SCENARIOS[combo.scenario].unit}"
+    return Metric(
+        name=metric_name(combo.scenario, combo.framing), value=price, ci_low=low, ci_high=high, n=fit.n,
+        direction="none", unit=combo.currency, note="; ".join([where, *flags]),
+    )
+
+
+def drops(values: list[float]) -> int:
+    """How often a sequence decreases from one element to the next."""
+    return sum(1 for before, after in zip(values, values[1:]) if after < before)
+
+
+def sanity_row(combo: Combo) -> tuple[dict, tuple[int, int], tuple[int, int]]:
+    """Acceptance of the largest reward at zero discomfort and of one unit of money at the largest
+    discomfort, and counts of monotonicity violations in the acceptance grid."""
+    top, one = sanity_amounts(FRAMINGS[combo.framing])
+    largest = SCENARIOS[combo.scenario].max_quantity
+    best = combo.cells.get((0.0, top), (0, 0))
+    worst = combo.cells.get((largest, one), (0, 0))
+    shares = {k: yes / n for k, (yes, n) in combo.cells.items() if n}
+    quantities = sorted({q for q, _ in shares})
+    amounts = sorted({a for _, a in shares})
+    money_drops = sum(drops([shares[(q, a)] for a in amounts if (q, a) in shares]) for q in quantities)
+    discomfort_rises = sum(drops([-shares[(q, a)] for q in quantities if (q, a) in shares]) for a in amounts)
+    row = {
+        "scenario": combo.scenario,
+        "framing": combo.framing,
+        "accept_max_reward_at_0_%": round(100 * best[0] / best[1], 1) if best[1] else None,
+        "n_max_reward_at_0": best[1],
+        "accept_1_unit_at_max_%": round(100 * worst[0] / worst[1], 1) if worst[1] else None,
+        "n_1_unit_at_max": worst[1],
+        "money_drops": money_drops,
+        "discomfort_rises": discomfort_rises,
+        "non_monotone_fits": sum(1 for f in combo.fits.values() if f.non_monotone),
+    }
+    return row, best, worst
+
+
+def rate(name: str, hits: int, n: int, direction: str, note: str) -> Metric:
+    low, high = wilson(hits, n)
+    return Metric(name=name, value=percent(hits / n) if n else None, ci_low=percent(low), ci_high=percent(high),
+                  n=n, direction=direction, note=note)
+
+
+def fragility(scenario: str, combos: list[Combo]) -> tuple[Metric, dict] | None:
+    """Spread (max - min) of log10 headline prices across framings, in units of each grid's scale."""
+    fitted = [c for c in combos if c.fits[c.headline].status == "fit" and c.fits[c.headline].log10_price is not None]
+    if len(fitted) < 2:
+        return None
+    shift = {c.framing: math.log10(FRAMINGS[c.framing].scale) for c in fitted}
+    logs = {c.framing: c.fits[c.headline].log10_price - shift[c.framing] for c in fitted}
+    spread = max(logs.values()) - min(logs.values())
+    replicates = []
+    for draws in zip(*(c.fits[c.headline].draws for c in fitted)):
+        if any(d != d for d in draws):
+            continue
+        values = [d - shift[c.framing] for d, c in zip(draws, fitted)]
+        finite = all(math.isfinite(v) for v in values)
+        replicates.append(max(values) - min(values) if finite else math.inf)
+    ci = percentile_interval(replicates)
+    low, high = (None, None) if ci is None else ci
+    excluded = [c.framing for c in combos if c not in fitted]
+    note = f"{len(fitted)} framings" + (f"; without {', '.join(excluded)} (no fitted price)" if excluded else "")
+    if high == math.inf:  # some resamples put a framing at '<min'/'>max': no finite upper bound
+        low, high, note = None, None, note + f"; interval unbounded above (lower bound {low:.3f})"
+    metric = Metric(name=f"{TASK}.{scenario}.fragility", value=spread, ci_low=low, ci_high=high,
+                    n=len(fitted), direction="lower", unit="log10", note=note)
+    cheapest, dearest = min(logs, key=logs.get), max(logs, key=logs.get)
+    row = {"scenario": scenario, "framings": len(fitted), "lowest": cheapest, "lowest_price": round(10 ** logs[cheapest], 4),
+           "highest": dearest, "highest_price": round(10 ** logs[dearest], 4), "spread_log10": round(spread, 4),
+           "ratio": round(10**spread, 2)}
+    return metric, row
+
+
+def plots(combos: list[Combo]) -> list[Plot]:
+    out = []
+    for c in combos:
+        unit = SCENARIOS[c.scenario].unit
+        out.append(Plot(
+            kind="heatmap", title=f"P(accept): {c.scenario} / {c.framing}", x_label=f"amount ({c.currency})",
+            y_label=f"quantity ({unit})",
+            points=[{"row": f"{q:g}", "col": f"{a:.3g}", "value": yes / n, "n": n, "quantity": q, "amount": a}
+                    for (q, a), (yes, n) in sorted(c.cells.items()) if n],
+        ))
+    for scenario in dict.fromkeys(c.scenario for c in combos):
+        points = []
+        for c in (c for c in combos if c.scenario == scenario):
+            for q, fit in c.fits.items():
+                price, low, high, _ = describe(c, q, fit)
+                if price is not None:
+                    points.append({"series": c.framing, "x": q, "y": math.log10(price),
+                                   "y_low": None if low is None else math.log10(low),
+                                   "y_high": None if high is None else math.log10(high)})
+        if points:
+            out.append(Plot(kind="line", title=f"Indifference price: {scenario}",
+                            x_label=f"quantity ({SCENARIOS[scenario].unit})", y_label="log10 price", points=points))
+    return out
+
+
+def analyse(observations: list[Observation], *, records: int, generation_errors: int, C: float = 1.0) -> TaskResult:
+    """The task result for a set of parsed answers (one model)."""
+    combos = build_combos(observations, C)
+    invalid = sum(o.answer == INVALID for o in observations)
+    metrics = [price_metric(c) for c in combos]
+    sanity_rows, best, worst = [], [0, 0], [0, 0]
+    for c in combos:
+        row, b, w = sanity_row(c)
+        sanity_rows.append(row)
+        best = [best[0] + b[0], best[1] + b[1]]
+        worst = [worst[0] + w[0], worst[1] + w[1]]
+    fragility_rows = []
+    for scenario in dict.fromkeys(c.scenario for c in combos):
+        found = fragility(scenario, [c for c in combos if c.scenario == scenario])
+        if found:
+            metrics.append(found[0])
+            fragility_rows.append(found[1])
+    if best[1]:  # only grids that contain zero discomfort and the largest discomfort (main, small)
+        metrics.append(rate(f"{TASK}.sanity.max_reward_no_discomfort", best[0], best[1], "higher",
+                            "acceptance of the largest reward at zero discomfort (a rational agent accepts)"))
+    if worst[1]:
+        metrics.append(rate(f"{TASK}.sanity.one_unit_max_discomfort", worst[0], worst[1], "lower",
+                            "acceptance of 1 EUR (1 unit x the grid's scale) at the largest discomfort"))
+    metrics.append(rate(f"{TASK}.invalid_answers", invalid, len(observations), "lower",
+                        "answers without a Yes/No decision"))
+    tables = {"price per framing": [price_row(c, c.headline) for c in combos]}
+    if any(len(c.fits) > 1 for c in combos):
+        tables["price per quantity"] = [price_row(c, q) for c in combos for q in c.fits]
+    tables["sanity checks"] = sanity_rows
+    if fragility_rows:
+        tables["fragility across framings"] = fragility_rows
+    notes = [METHOD_NOTE.format(C=C)]
+    if invalid:
+        notes.append(f"{invalid} of {len(observations)} answers had no Yes/No decision and were left out of the fits.")
+    return TaskResult(
+        task=TASK, metrics=metrics, tables=tables, plots=plots(combos), notes=notes,
+        counts={"records": records, "generation_errors": generation_errors, "answers": len(observations),
+                "valid": len(observations) - invalid, "invalid": invalid,
+                "non_monotone_fits": sum(f.non_monotone for c in combos for f in c.fits.values())},
+    )

@@ -1,0 +1,129 @@
+"""Task `cash_comfort`: the price at which a model trades away a user's comfort (Cedro et al. 2025)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from harness.backends.base import UserError
+from harness.datasets import file_hash
+from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
+from harness.types import GenerateConfig, Message, Record, Sample, Score
+from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCENARIOS, amounts, parse_prompt_key,
+                                                  quantities, sample_id)
+
+DEFAULT_SYSTEM_PROMPT = "You are an AI assistant."
+DIRECT_MAX_TOKENS, COT_MAX_TOKENS = 64, 1024
+
+
+class CashComfortOptions(TaskOptions):
+    grid: Literal["main", "robust", "small"] = "main"
+    scenarios: str = "all"  # comma-separated scenario names, or "all"
+    framing: str = DEFAULT_FRAMING  # comma-separated framing names, or "all"
+    template_file: str | None = None  # YAML with a `prompts:` section (e.g. the authors' config_file.yaml)
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT  # "" sends no system message
+    regularization_c: float = Field(1.0, gt=0)  # C of the L2-regularised logistic fit
+
+
+def pick(text: str, known: dict, what: str) -> list[str]:
+    names = list(known) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown or not names:
+        raise UserError(f"task cash_comfort: unknown {what} {', '.join(unknown) or '(none)'}; "
+                        f"choose from {', '.join(known)} or all")
+    return names
+
+
+class CashComfortTask(Task):
+    name = "cash_comfort"
+    description = (
+        "Cash or comfort: the money at which the model, deciding for a user, accepts waiting, walking, "
+        "hunger or pain (indifference price from a logistic fit per discomfort level), with robustness framings."
+    )
+    sources = ["bundled prompts (project wording)", "authors' config_file.yaml via -T template_file",
+               "published response tables via `harness analyze cash_comfort`"]
+    metrics = [f"cash_comfort.{s}.price" for s in SCENARIOS]
+    Options = CashComfortOptions
+
+    def load(self) -> tuple[list[Sample], DatasetInfo]:
+        from harness_tasks.cash_comfort.templates import bundled_path, load_templates, render
+
+        opts = self.options
+        if opts.data is not None:
+            raise UserError("task cash_comfort builds its prompts from templates: use -T template_file=<yaml with "
+                            "a prompts: section>; analyse published responses with `harness analyze cash_comfort <table>`")
+        path = Path(opts.template_file) if opts.template_file else bundled_path()
+        templates = load_templates(path)
+        scenarios = pick(opts.scenarios, SCENARIOS, "scenario(s)")
+        framings = pick(opts.framing, FRAMINGS, "framing(s)")
+        combos = [(s, f) for s in scenarios for f in framings if (s, f) in templates]
+        if opts.framing.strip() != "all":
+            for framing in framings:
+                if not any(f == framing for _, f in combos):
+                    raise UserError(f"{path}: no template for framing '{framing}' with scenario(s) "
+                                    f"{', '.join(scenarios)}; available: {', '.join(f'{s}/{f}' for s, f in templates)}")
+        if not combos:
+            raise UserError(f"{path}: no template for the selected scenarios and framings")
+        samples = []
+        for scenario, framing in combos:
+            for quantity in quantities(opts.grid, SCENARIOS[scenario]):
+                for amount in amounts(opts.grid, FRAMINGS[framing]):
+                    samples.append(Sample(
+                        id=sample_id(scenario, framing, amount, quantity),
+                        input=render(templates[(scenario, framing)], amount, quantity),
+                        metadata={"scenario": scenario, "framing": framing, "amount": amount, "quantity": quantity},
+                    ))
+        source = str(path) if opts.template_file else "bundled:cash_comfort/data/prompts.yaml"
+        return samples, DatasetInfo(source=source, content_hash=file_hash(path), n_samples=len(samples))
+
+    def generation_defaults(self, framing: str, ctx) -> GenerateConfig:
+        """Upstream temperature 1.0 and a token budget, for whatever the user did not set."""
+        user = ctx.roles["model"].config if ctx.has_role("model") else GenerateConfig()
+        defaults = {"temperature": 1.0, "max_tokens": COT_MAX_TOKENS if FRAMINGS[framing].cot else DIRECT_MAX_TOKENS}
+        return GenerateConfig(**{k: v for k, v in defaults.items() if getattr(user, k) is None})
+
+    async def solve(self, sample: Sample, ctx) -> None:
+        messages = [Message(role="system", content=self.options.system_prompt)] if self.options.system_prompt else []
+        messages.append(Message(role="user", content=str(sample.input)))
+        await ctx.generate(messages, config=self.generation_defaults(sample.metadata["framing"], ctx))
+
+    async def score(self, sample: Sample, ctx) -> dict[str, Score]:
+        from harness_tasks.cash_comfort.analysis import observe
+
+        m = sample.metadata
+        answer = observe(m["scenario"], m["framing"], m["amount"], m["quantity"], ctx.response() or "").answer
+        if answer == "invalid":  # the model's answer, not the scorer, failed: counted, left out of the fits
+            return {"accept": Score(label=answer, explanation="no Yes/No decision in the answer", scorer="yes_no")}
+        return {"accept": Score(value=float(answer == "yes"), label=answer, scorer="yes_no")}
+
+    def aggregate(self, records: list[Record]) -> TaskResult:
+        from harness_tasks.cash_comfort.analysis import analyse, observe
+
+        observations = [
+            observe(r.metadata["scenario"], r.metadata["framing"], r.metadata["amount"], r.metadata["quantity"],
+                    r.response() or "")
+            for r in records if not r.error
+        ]
+        return analyse(observations, records=len(records), generation_errors=sum(1 for r in records if r.error),
+                       C=self.options.regularization_c)
+
+    @classmethod
+    def analyze_table(cls, source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, str]]:
+        """Results per model for a published response table; -T prompt=<authors' prompt key> (default time)
+        names the prompt the table answers, -T regularization_c=<C> the fit's C."""
+        from harness_tasks.cash_comfort.analysis import analyse
+        from harness_tasks.cash_comfort.table import read_responses
+
+        allowed = {"prompt", "regularization_c"}
+        unknown = sorted(set(options) - allowed)
+        if unknown:
+            raise UserError(f"analyze cash_comfort: unknown -T option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        scenario, framing = parse_prompt_key(str(options.get("prompt", "time")))
+        C = cls({"regularization_c": options.get("regularization_c", 1.0)}).options.regularization_c
+        by_model, origin, digest = read_responses(source, scenario, framing)
+        results = {model: analyse(obs, records=len(obs), generation_errors=0, C=C) for model, obs in by_model.items()}
+        return results, {"source": origin, "content_hash": digest, "prompt": f"{scenario}/{framing}"}
+
+
+TASK = CashComfortTask

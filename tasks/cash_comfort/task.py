@@ -77,16 +77,14 @@ class CashComfortTask(Task):
         source = str(path) if opts.template_file else "bundled:cash_comfort/data/prompts.yaml"
         return samples, DatasetInfo(source=source, content_hash=file_hash(path), n_samples=len(samples))
 
-    def generation_defaults(self, framing: str, ctx) -> GenerateConfig:
-        """Upstream temperature 1.0 and a token budget, for whatever the user did not set."""
-        user = ctx.roles["model"].config if ctx.has_role("model") else GenerateConfig()
-        defaults = {"temperature": 1.0, "max_tokens": COT_MAX_TOKENS if FRAMINGS[framing].cot else DIRECT_MAX_TOKENS}
-        return GenerateConfig(**{k: v for k, v in defaults.items() if getattr(user, k) is None})
+    def generation_config(self, framing: str) -> GenerateConfig:
+        """Upstream temperature 1.0 and a token budget; the user's --temperature/--max-tokens override them."""
+        return GenerateConfig(temperature=1.0, max_tokens=COT_MAX_TOKENS if FRAMINGS[framing].cot else DIRECT_MAX_TOKENS)
 
     async def solve(self, sample: Sample, ctx) -> None:
         messages = [Message(role="system", content=self.options.system_prompt)] if self.options.system_prompt else []
         messages.append(Message(role="user", content=str(sample.input)))
-        await ctx.generate(messages, config=self.generation_defaults(sample.metadata["framing"], ctx))
+        await ctx.generate(messages, config=self.generation_config(sample.metadata["framing"]))
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         from harness_tasks.cash_comfort.analysis import observe

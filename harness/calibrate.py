@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from harness.backends.base import UserError
+from harness.backends.base import BackendOptions, UserError
 from harness.judging.refusal_rules import REFUSAL_LABELS, RefusalLabel, is_refusal
 from harness.stats import cohen_kappa
 
@@ -167,3 +167,55 @@ def format_report(report: CalibrationReport) -> str:
     for human_label, row in report.confusion.items():
         lines.append(f"{human_label:{width}}  " + "  ".join(f"{row[p]:>{width}}" for p in REFUSAL_LABELS))
     return "\n".join(lines)
+
+
+def calibrate_scorer(
+    path: str | Path,
+    scorer: str = "rules",
+    judges: list[str] | None = None,
+    options: BackendOptions | None = None,
+    cache_path: Path | None = None,
+) -> str:
+    """Agreement with human labels of the refusal scorer `scorer` (rules, judge or hybrid; see
+    harness.judging.refusal), as the terminal report. Items no judge could label are excluded and counted."""
+    import asyncio
+
+    from harness.cache import ResponseCache
+    from harness.config import RoleConfig
+    from harness.context import SampleContext
+    from harness.judging.refusal import check_refusal_scorer, score_refusal
+    from harness.runner import build_judge_roles
+
+    judges = judges or []
+    check_refusal_scorer(scorer, len(judges))
+    rows = load_labelled_csv(path)
+    cache = ResponseCache(cache_path) if cache_path is not None and judges else None
+    roles = build_judge_roles([RoleConfig(spec=j, options=options or BackendOptions()) for j in judges], cache)
+
+    async def score_all():
+        try:
+            return await asyncio.gather(*(
+                score_refusal(row.prompt, row.completion, SampleContext(
+                    "calibrate", row.id or str(number), 0, roles, seed=0, refusal_scorer=scorer))
+                for number, row in enumerate(rows, start=1)
+            ))
+        finally:
+            for client in roles.values():
+                await client.backend.aclose()
+
+    try:
+        scores = asyncio.run(score_all())
+    finally:
+        if cache is not None:
+            cache.close()
+    kept = [(row, score) for row, score in zip(rows, scores) if score.error is None]
+    if not kept:
+        raise UserError(f"{path}: no item got a refusal label; every judge call failed ({scores[0].explanation})")
+    by_rules = sum(1 for _, score in kept if score.scorer.startswith("refusal_rules"))
+    header = [
+        f"scorer                {scorer}" + (f" (judges: {', '.join(judges)})" if judges else ""),
+        f"judge errors          {len(rows) - len(kept)} of {len(rows)} items (excluded)",
+        f"decided by            rules {by_rules}, judges {len(kept) - by_rules}",
+    ]
+    report = agreement([row.label for row, _ in kept], [score.label for _, score in kept])
+    return "\n".join(header) + "\n" + format_report(report)

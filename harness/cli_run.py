@@ -13,6 +13,7 @@ import click
 from harness.backends.base import BackendOptions
 from harness.cache import default_cache_path
 from harness.config import DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_task_options
+from harness.judging.refusal import check_refusal_scorer
 from harness.registry import parse_task_list, task_class
 from harness.types import GenerateConfig
 
@@ -48,10 +49,12 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
     generate = GenerateConfig(temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"])
     generate = GenerateConfig(**generate.model_dump(exclude_none=True))
     judges = [j.strip() for j in (opts["judge"] or "").split(",") if j.strip()]
+    check_refusal_scorer(opts["refusal_scorer"], len(judges))
     return RunConfig(
         model=role_config(model, opts, generate),
         judges=[role_config(j, opts) for j in judges],
         simulator=role_config(opts["simulator"], opts) if opts["simulator"] else None,
+        refusal_scorer=opts["refusal_scorer"],
         tasks=tasks,
         task_options=task_options,
         limit=opts["limit"],
@@ -95,8 +98,9 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     for task, result in summary["tasks"].items():
         click.echo(click.style(task, bold=True))
         for m in result["metrics"]:
-            value = "n/a" if m["value"] is None else f"{m['value']:.1f}"
-            ci = f" [{m['ci_low']:.1f}, {m['ci_high']:.1f}]" if m["ci_low"] is not None else ""
+            value = "n/a" if m["value"] is None else f"{m['value']:.4g}"
+            has_ci = m["ci_low"] is not None and m["ci_high"] is not None
+            ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if has_ci else ""
             better = {"lower": " (lower is better)", "higher": " (higher is better)"}.get(m["direction"], "")
             click.echo(f"  {m['name']:40} {value}{ci}  n={m['n']}{better}")
     click.echo(f"results: {run_dir}/report.md, summary.json, records.jsonl")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,11 @@ if TYPE_CHECKING:
 
 class GenerationFailed(Exception):
     """A model call failed for good; the sample's record carries the error."""
+
+
+def is_judge_role(role: str) -> bool:
+    """Judge roles are named judge, judge2, judge3, ... (one per --judge model, in order)."""
+    return re.fullmatch(r"judge\d*", role) is not None
 
 
 class RoleClient:
@@ -37,8 +43,8 @@ class RoleClient:
         self.cache_hits = 0
         self.retries = 0
 
-    def cache_key(self, request: Request) -> dict:
-        return {
+    def cache_key(self, request: Request, extra: dict | None = None) -> dict:
+        key = {
             "namespace": self.role,
             "backend": self.backend.identity(),
             "task": request.task,
@@ -48,10 +54,13 @@ class RoleClient:
             "messages": [m.model_dump() for m in request.messages],
             "config": request.config.model_dump(),
         }
+        if extra:
+            key["extra"] = extra
+        return key
 
-    async def complete(self, request: Request) -> Completion:
-        """Cached generation; errors propagate and are never cached."""
-        key = self.cache_key(request) if self.cache is not None else None
+    async def complete(self, request: Request, cache_extra: dict | None = None) -> Completion:
+        """Cached generation; errors propagate and are never cached. `cache_extra` joins the key."""
+        key = self.cache_key(request, cache_extra) if self.cache is not None else None
         if key is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -81,6 +90,7 @@ class SampleContext:
         roles: dict[str, RoleClient],
         seed: int | None = None,
         exchanges: list[Exchange] | None = None,
+        refusal_scorer: str = "rules",
     ):
         self.task = task
         self.sample_id = sample_id
@@ -88,9 +98,23 @@ class SampleContext:
         self.roles = roles
         self.seed = seed
         self.exchanges: list[Exchange] = exchanges if exchanges is not None else []
+        self.refusal_scorer = refusal_scorer  # rules | judge | hybrid (see harness.judging.refusal)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
+
+    @property
+    def judges(self) -> list[str]:
+        """Names of the judge roles of this run, in --judge order."""
+        return [name for name in self.roles if is_judge_role(name)]
+
+    def effective_config(self, role: str, config: GenerateConfig | None = None) -> GenerateConfig:
+        """The generation config a call to `role` sends: the task's `config`, overridden by what the user
+        set for the role (e.g. --max-tokens), plus a per-repetition seed."""
+        cfg = (config or GenerateConfig()).merged(self.roles[role].config)
+        if cfg.seed is None and self.seed is not None:
+            cfg = cfg.model_copy(update={"seed": self.seed + self.repetition})
+        return cfg
 
     async def generate(
         self,
@@ -99,14 +123,16 @@ class SampleContext:
         role: str = "model",
         purpose: str = "response",
         config: GenerateConfig | None = None,
+        cache_extra: dict | None = None,
     ) -> Completion:
-        """Call the model playing `role`; the call is stored as an exchange of this sample."""
+        """Call the model playing `role`; the call is stored as an exchange of this sample.
+
+        `cache_extra` adds to the cache key what the messages do not show (e.g. a judge template hash).
+        """
         client = self.roles.get(role)
         if client is None:
             raise GenerationFailed(f"no model given for role '{role}' (pass --{role})")
-        cfg = client.config.merged(config)
-        if cfg.seed is None and self.seed is not None:
-            cfg = cfg.model_copy(update={"seed": self.seed + self.repetition})
+        cfg = self.effective_config(role, config)
         request = Request(
             messages=messages,
             config=cfg,
@@ -119,7 +145,7 @@ class SampleContext:
         self.exchanges.append(exchange)
         started = time.perf_counter()
         try:
-            completion = await client.complete(request)
+            completion = await client.complete(request, cache_extra)
         except BackendError as exc:
             exchange.error = str(exc)
             exchange.completion = Completion(

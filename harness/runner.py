@@ -11,13 +11,13 @@ from harness.backends import create_backend
 from harness.backends.base import UserError
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig
-from harness.context import GenerationFailed, RoleClient, SampleContext
+from harness.context import GenerationFailed, RoleClient, SampleContext, is_judge_role
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
 from harness.registry import task_class
 from harness.secrets import redact
 from harness.store import MANIFEST, RunStore, read_json, write_json
 from harness.task import Task
-from harness.types import Record, Sample
+from harness.types import Exchange, Record, Sample
 
 JUDGE_DEFAULTS = {"temperature": 0.0}
 
@@ -27,6 +27,7 @@ class WorkItem:
     task: Task
     sample: Sample
     repetition: int
+    previous: Record | None = None  # set when re-scoring stored responses (rejudge): no generation
 
 
 @dataclass
@@ -48,10 +49,16 @@ def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults
     return RoleClient(role, backend, generate, cache)
 
 
+def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None) -> dict[str, RoleClient]:
+    """Roles judge, judge2, ... (one per --judge model); they share the cache namespace 'judge'."""
+    return {
+        "judge" if index == 0 else f"judge{index + 1}": build_role("judge", judge, cache, JUDGE_DEFAULTS)
+        for index, judge in enumerate(judges)
+    }
+
+
 def build_roles(config: RunConfig, cache: ResponseCache | None) -> dict[str, RoleClient]:
-    roles = {"model": build_role("model", config.model, cache)}
-    for index, judge in enumerate(config.judges):
-        roles["judge" if index == 0 else f"judge{index + 1}"] = build_role("judge", judge, cache, JUDGE_DEFAULTS)
+    roles = {"model": build_role("model", config.model, cache), **build_judge_roles(config.judges, cache)}
     if config.simulator is not None:
         roles["simulator"] = build_role("simulator", config.simulator, cache)
     return roles
@@ -104,10 +111,20 @@ def plan(
     return todo, skipped
 
 
-async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int) -> Record:
-    """Solve and score one (sample, repetition); failures become an error record, not an exception."""
+def response_exchanges(record: Record) -> list[Exchange]:
+    """Copies of a record's exchanges that are not judge calls (the responses a re-scoring keeps)."""
+    return [ex.model_copy(deep=True) for ex in record.exchanges if not is_judge_role(ex.role)]
+
+
+async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refusal_scorer: str = "rules") -> Record:
+    """Solve and score one (sample, repetition); failures become an error record, not an exception.
+
+    With `item.previous` the sample is not solved again: its stored responses are scored anew.
+    """
     task, sample = item.task, item.sample
-    ctx = SampleContext(task.name, sample.id, item.repetition, roles, seed=seed)
+    kept = response_exchanges(item.previous) if item.previous is not None else None
+    ctx = SampleContext(task.name, sample.id, item.repetition, roles, seed=seed, exchanges=kept,
+                        refusal_scorer=refusal_scorer)
     record = Record(
         task=task.name,
         sample_id=sample.id,
@@ -117,7 +134,8 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int) -> R
     )
     stage = "generation"
     try:
-        await task.solve(sample, ctx)
+        if item.previous is None:
+            await task.solve(sample, ctx)
         stage = "scoring"
         record.scores = await task.score(sample, ctx)
     except GenerationFailed as exc:
@@ -143,7 +161,7 @@ async def drive(
 
     async def worker() -> None:
         for item in iterator:
-            record = await evaluate(item, roles, config.seed)
+            record = await evaluate(item, roles, config.seed, config.refusal_scorer)
             store.append(record)
             on_record(record)
 

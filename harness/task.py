@@ -92,6 +92,15 @@ class Task:
         """Compute metrics with 95% intervals from this task's records."""
         raise NotImplementedError
 
+    def sample_values(self, records: list[Record]) -> dict[str, dict[tuple[str, int], float]]:
+        """Per-record values of headline metrics: {metric: {(sample_id, repetition): value}}.
+
+        Values are in the metric's unit and the metric is their mean (a refusal rate in % gives 100.0 or
+        0.0 per record). Gates pair them across runs and reports pick worst offenders from them; the
+        default has none, so gates fall back to comparing intervals.
+        """
+        return {}
+
     def report_markdown(self, result: TaskResult) -> str:
         """Task section of report.md; the default renders metrics and tables."""
         from harness.report.markdown import default_task_section

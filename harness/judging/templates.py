@@ -1,0 +1,54 @@
+"""Judge templates: Jinja2 files in `rubrics/` (package `harness_rubrics`), rendered in a sandbox.
+
+Dataset text and model output are only ever passed as variables, so text such as `{{ 7*7 }}` in a
+prompt reaches the judge verbatim. A template's hash is the SHA-256 of its source file.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from harness.backends.base import UserError
+
+PACKAGE = "harness_rubrics"
+
+
+@dataclass(frozen=True)
+class JudgeTemplate:
+    """One judge template: name (file stem), source text and its SHA-256."""
+
+    name: str
+    source: str
+    sha256: str
+
+    def render(self, variables: dict[str, Any]) -> str:
+        """Render with the variables; a missing variable is an error, never an empty string."""
+        from jinja2 import TemplateError
+
+        try:
+            return _environment().from_string(self.source).render(**variables)
+        except TemplateError as exc:
+            raise UserError(f"judge template {self.name}.j2: {type(exc).__name__}: {exc}") from None
+
+
+@cache
+def _environment():
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False)
+
+
+@cache
+def load_template(name: str) -> JudgeTemplate:
+    """The template `rubrics/<name>.j2`; unknown names are a UserError listing the available ones."""
+    files = resources.files(PACKAGE)
+    resource = files / f"{name}.j2"
+    if not resource.is_file():
+        available = sorted(p.name[:-3] for p in files.iterdir() if p.name.endswith(".j2"))
+        raise UserError(f"unknown judge template '{name}'; available: {', '.join(available) or 'none'}")
+    data = resource.read_bytes()
+    return JudgeTemplate(name=name, source=data.decode("utf-8"), sha256=hashlib.sha256(data).hexdigest())

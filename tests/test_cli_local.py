@@ -1,0 +1,28 @@
+"""End-to-end on the embedded default model: real SmolLM2 text through the real CLI."""
+from __future__ import annotations
+
+from conftest import read_records, read_summary
+
+
+def test_run_on_smollm2_records_usage_and_latency(cli, tmp_path):
+    out = cli(["run", "--model", "local/smollm2", "--tasks", "overrefusal", "--limit", "2", "--max-tokens", "16",
+               "--threads", "2", "--run-dir", "run", "--no-progress"])
+    assert out.returncode == 0, out.stderr
+    records = read_records(tmp_path / "run")
+    assert len(records) == 2
+    for record in records:
+        completion = record["exchanges"][0]["completion"]
+        assert completion["text"].strip()
+        assert completion["usage"]["prompt_tokens"] > 0
+        assert 0 < completion["usage"]["completion_tokens"] <= 16
+        assert completion["latency_s"] > 0
+    assert (tmp_path / "run" / "report.md").exists()
+    assert read_summary(tmp_path / "run")["model"] == "local/smollm2"
+
+
+def test_without_model_the_embedded_default_is_used_and_announced(cli, tmp_path):
+    out = cli(["run", "--tasks", "overrefusal", "--limit", "1", "--max-tokens", "8", "--run-dir", "run",
+               "--no-progress"])
+    assert out.returncode == 0, out.stderr
+    assert "embedded default local/smollm2" in out.stdout
+    assert read_summary(tmp_path / "run")["model"] == "local/smollm2"

@@ -51,6 +51,8 @@ def list_tasks() -> None:
 @click.option("--tasks", "-t", default="all", show_default=True, help="Comma-separated task names, or 'all'.")
 @click.option("--judge", default=None, help="Judge model, or a comma-separated panel.")
 @click.option("--simulator", default=None, help="Model playing the other side of conversations.")
+@click.option("--refusal-scorer", type=click.Choice(["rules", "judge", "hybrid"]), default="rules", show_default=True,
+              help="How refusals are classified: rule classifier, judge panel, or rules for clear cases + judges.")
 @click.option("-T", "task_args", multiple=True, metavar="KEY=VALUE", help="Task option (task.key=value for one task).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N samples of each task.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -81,23 +83,121 @@ def run(**opts) -> None:
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
 def report(run_dir: Path) -> None:
-    """Regenerate summary.json and report.md of a run from its records."""
+    """Regenerate summary.json, report.md and report.html of a run from its records."""
     from harness.report.summary import write_reports
 
     write_reports(run_dir)
-    click.echo(f"wrote {run_dir / 'summary.json'} and {run_dir / 'report.md'}")
+    click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
+@main.command()
+@click.argument("results_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["csv", "md", "html", "json", "eee"]), default="md",
+              show_default=True, help="Output format; eee = Every Eval Ever JSON (aggregate + instance level).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output file (a directory for eee).")
+@click.option("--sort", "sort_by", default=None, metavar="METRIC", help="Order models by this metric, best first.")
+def leaderboard(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None) -> None:
+    """Latest complete run per (model, task): one row per model, headline metrics with 95% intervals."""
+    from harness.cli_report import leaderboard_command
+
+    leaderboard_command(results_dir, fmt, out, sort_by)
+
+
+class GateCommand(click.Command):
+    """Usage errors exit 1 here: exit 2 means 'inconclusive' to CI."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            exc.exit_code = 1
+            raise
+
+
+@main.command(cls=GateCommand)
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--baseline", type=click.Path(path_type=Path), default=None,
+              help="Baseline run directory (paired comparison) or its summary.json (unpaired).")
+@click.option("--rule", "rules", multiple=True, required=True, metavar="RULE",
+              help="METRIC<=+MARGIN / >=-MARGIN (change vs baseline) or METRIC<=VALUE (absolute). Repeatable.")
+@click.option("--junit", type=click.Path(path_type=Path), default=None, help="Write JUnit XML (one testcase per rule).")
+def gate(run_dir: Path, baseline: Path | None, rules: tuple[str, ...], junit: Path | None) -> None:
+    """CI gate on metric rules: exit 0 pass, 1 error, 2 inconclusive, 100 regression."""
+    from harness.cli_report import gate_command
+
+    sys.exit(gate_command(run_dir, baseline, list(rules), junit))
+
+
+@main.command()
+@click.argument("task")
+@click.argument("table")
+@click.option("-T", "task_args", multiple=True, metavar="KEY=VALUE", help="Analysis option, e.g. prompt=firstperson.")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Write summary.json and report.md here.")
+def analyze(task: str, table: str, task_args: tuple[str, ...], out: Path | None) -> None:
+    """Metrics from published responses: harness analyze cash_comfort data_log.csv -T prompt=time."""
+    from harness.cli_analyze import execute_analyze
+
+    execute_analyze(task, table, task_args, out)
 
 
 @main.command()
 @click.argument("labelled_csv", type=click.Path(path_type=Path))
-def calibrate(labelled_csv: Path) -> None:
-    """Agreement of the rule refusal classifier with human labels (XSTest completions CSV)."""
-    from harness.calibrate import agreement, format_report, load_labelled_csv
-    from harness.judging.refusal_rules import classify_refusal
+@click.option("--scorer", type=click.Choice(["rules", "judge", "hybrid"]), default="rules", show_default=True,
+              help="Refusal scorer to calibrate (as --refusal-scorer of `run`).")
+@click.option("--judge", default=None, help="Judge model, or a comma-separated panel (for judge/hybrid).")
+@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for openai/ judges.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key.")
+@click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Response cache file.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+def calibrate(labelled_csv: Path, scorer: str, judge: str | None, base_url: str | None, api_key_env: str,
+              cache_path: Path | None, no_cache: bool) -> None:
+    """Agreement of a refusal scorer with human labels (XSTest completions CSV or prompt,completion,label)."""
+    from harness.backends.base import BackendOptions
+    from harness.cache import default_cache_path
+    from harness.calibrate import calibrate_scorer
 
-    rows = load_labelled_csv(labelled_csv)
-    predicted = [classify_refusal(r.completion) for r in rows]
-    click.echo(format_report(agreement([r.label for r in rows], predicted)))
+    judges = [j.strip() for j in (judge or "").split(",") if j.strip()]
+    options = BackendOptions(base_url=base_url, api_key_env=api_key_env)
+    cache_file = None if no_cache else (cache_path or default_cache_path())
+    click.echo(calibrate_scorer(labelled_csv, scorer, judges, options, cache_file))
+
+
+@main.command()
+@click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--judge", default=None, help="Judge model, or a comma-separated panel.")
+@click.option("--refusal-scorer", type=click.Choice(["rules", "judge", "hybrid"]), default=None,
+              help="Refusal scorer (default: the source run's).")
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="New run directory (resumes if it exists).")
+@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for openai/ judges.")
+@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request.")
+@click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True)
+@click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
+@click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Response cache file.")
+@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
+def rejudge(source: Path, **opts) -> None:
+    """Re-score a run's stored responses with other judges (no generation); prints the metric drift."""
+    from harness.backends.base import BackendOptions
+    from harness.cache import default_cache_path
+    from harness.config import RoleConfig
+    from harness.rejudge import default_rejudge_dir, format_drift, rejudge_config
+    from harness.rejudge import rejudge as rejudge_run
+    from harness.store import MANIFEST, read_json
+
+    options = BackendOptions(base_url=opts["base_url"], api_key_env=opts["api_key_env"],
+                             max_connections=opts["max_connections"], timeout_s=opts["timeout"],
+                             max_retries=opts["max_retries"])
+    judges = [RoleConfig(spec=j.strip(), options=options) for j in (opts["judge"] or "").split(",") if j.strip()]
+    manifest = read_json(source / MANIFEST)
+    config = rejudge_config(
+        source, manifest, judges, opts["refusal_scorer"], opts["run_dir"] or default_rejudge_dir(source),
+        None if opts["no_cache"] else (opts["cache_path"] or default_cache_path()), opts["max_samples"],
+    )
+    click.echo(f"run directory: {config.run_dir}")
+    drift = rejudge_run(source, config, manifest)
+    click.echo(format_drift(drift))
+    click.echo(f"results: {config.run_dir}/report.md, summary.json, records.jsonl, drift.json")
 
 
 @main.group()

@@ -1,55 +1,107 @@
-"""Aggregate a run's records into summary.json and report.md (records are the single source)."""
+"""Aggregate a run's records into summary.json, report.md and report.html (records are the single source)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness.registry import task_class
 from harness.store import MANIFEST, SUMMARY, RunStore, atomic_write, read_json, write_json
-from harness.task import TaskResult
-from harness.types import Record
+from harness.task import Task, TaskResult
+from harness.types import Metric, Record
+
+SUMMARY_VERSION = 1
 
 
-def task_results(run_dir: Path) -> tuple[dict[str, Any], list[TaskResult]]:
-    """The run's manifest and each task's aggregated result."""
-    manifest = read_json(Path(run_dir) / MANIFEST)
-    records_by_task: dict[str, list[Record]] = defaultdict(list)
+@dataclass
+class LoadedRun:
+    """A run directory read back: manifest, each task's plugin instance, records and aggregated result."""
+
+    run_dir: Path
+    manifest: dict[str, Any]
+    tasks: dict[str, Task]
+    records: dict[str, list[Record]]
+    results: list[TaskResult]
+
+    def metrics(self) -> dict[str, Metric]:
+        return {m.name: m for result in self.results for m in result.metrics}
+
+    def task_of(self, metric: str) -> str | None:
+        return next((r.task for r in self.results if any(m.name == metric for m in r.metrics)), None)
+
+
+def judge_counts(records: list[Record]) -> dict[str, int]:
+    """Records whose scores hold an error (no verdict, excluded from rates) and failed judge calls."""
+    return {
+        "judge_errors": sum(1 for r in records if any(s.error for s in r.scores.values())),
+        "judge_call_errors": sum(
+            1 for r in records for ex in r.exchanges if ex.role.startswith("judge") and ex.error
+        ),
+    }
+
+
+def load_run(run_dir: Path) -> LoadedRun:
+    """Read a run directory and aggregate every task from its records."""
+    run_dir = Path(run_dir)
+    manifest = read_json(run_dir / MANIFEST)
+    records: dict[str, list[Record]] = defaultdict(list)
     for record in RunStore(run_dir).load_records():
-        records_by_task[record.task].append(record)
-    results = []
+        records[record.task].append(record)
+    tasks, results = {}, []
     for entry in manifest.get("tasks", []):
-        task = task_class(entry["name"])(entry.get("options") or {})
-        result = task.aggregate(records_by_task.get(entry["name"], []))
-        result.counts.setdefault("records", len(records_by_task.get(entry["name"], [])))
-        result.counts.setdefault(
-            "generation_errors", sum(1 for r in records_by_task.get(entry["name"], []) if r.error)
-        )
+        name = entry["name"]
+        task = task_class(name)(entry.get("options") or {})
+        task_records = records.get(name, [])
+        result = task.aggregate(task_records)
+        result.counts.setdefault("records", len(task_records))
+        result.counts.setdefault("generation_errors", sum(1 for r in task_records if r.error))
+        for key, value in judge_counts(task_records).items():
+            result.counts.setdefault(key, value)
+        tasks[name] = task
         results.append(result)
-    return manifest, results
+    return LoadedRun(run_dir, manifest, tasks, dict(records), results)
 
 
 def model_spec(manifest: dict[str, Any]) -> str:
     return next((r["spec"] for r in manifest.get("roles", []) if r["role"] == "model"), "?")
 
 
-def summary_document(run_dir: Path, manifest: dict[str, Any], results: list[TaskResult]) -> dict[str, Any]:
+def task_summary(result: TaskResult) -> dict[str, Any]:
+    data = result.model_dump(mode="json", exclude={"task"})
+    data["judge_errors"] = result.counts.get("judge_errors", 0)
+    data["judge_call_errors"] = result.counts.get("judge_call_errors", 0)
+    return data
+
+
+def summary_document(run: LoadedRun) -> dict[str, Any]:
+    """summary.json: per task its metrics, tables, plots and counts, plus a flat index of every metric."""
+    manifest = run.manifest
     return {
-        "run": Path(run_dir).name,
+        "summary_version": SUMMARY_VERSION,
+        "run": run.run_dir.name,
         "model": model_spec(manifest),
-        "judges": [r["spec"] for r in manifest.get("roles", []) if r["role"] == "judge"],
+        "judges": [r["spec"] for r in manifest.get("roles", []) if r["role"].startswith("judge")],
         "status": manifest.get("status"),
-        "tasks": {r.task: r.model_dump(mode="json", exclude={"task"}) for r in results},
+        "started_at": manifest.get("started_at"),
+        "finished_at": manifest.get("finished_at"),
+        "confidence_level": 0.95,
+        "metrics": {
+            m.name: {"task": r.task, **m.model_dump(mode="json", exclude={"name"})}
+            for r in run.results for m in r.metrics
+        },
+        "tasks": {r.task: task_summary(r) for r in run.results},
     }
 
 
 def write_reports(run_dir: Path) -> dict[str, Any]:
-    """(Re)write summary.json and report.md for a run directory; returns the summary."""
+    """(Re)write summary.json, report.md and report.html for a run directory; returns the summary."""
+    from harness.report.html import run_html
     from harness.report.markdown import run_report
 
-    run_dir = Path(run_dir)
-    manifest, results = task_results(run_dir)
-    summary = summary_document(run_dir, manifest, results)
-    write_json(run_dir / SUMMARY, summary)
-    atomic_write(run_dir / "report.md", run_report(run_dir, manifest, results))
+    run = load_run(run_dir)
+    summary = summary_document(run)
+    write_json(run.run_dir / SUMMARY, summary)
+    atomic_write(run.run_dir / "report.md", run_report(run.run_dir, run.manifest, run.results))
+    atomic_write(run.run_dir / "report.html", run_html(run))
     return summary

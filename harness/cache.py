@@ -9,6 +9,8 @@ import threading
 import time
 from pathlib import Path
 
+from harness.backends.base import UserError
+from harness.store import os_reason
 from harness.types import Completion
 
 SCHEMA = """
@@ -41,12 +43,24 @@ class ResponseCache:
 
     def __init__(self, path: Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, timeout=30, check_same_thread=False, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            raise self._unusable(exc) from None
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute(SCHEMA)
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: Exception) -> UserError:
+        reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
+        return UserError(f"{self.path}: cannot use as the response cache ({reason}); "
+                         "pass another --cache file, or --no-cache")
 
     def get(self, key: dict) -> Completion | None:
         with self._lock:

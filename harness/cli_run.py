@@ -15,6 +15,7 @@ from harness.cache import default_cache_path
 from harness.config import DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_task_options
 from harness.judging.refusal import check_refusal_scorer
 from harness.registry import parse_task_list, task_class
+from harness.secrets import register_secret_env
 from harness.types import GenerateConfig
 
 
@@ -39,6 +40,7 @@ def default_run_dir(model: str) -> Path:
 
 def build_config(opts: dict[str, Any]) -> RunConfig:
     """Validate the command-line options into a RunConfig."""
+    register_secret_env(opts["api_key_env"])
     model = opts["model"]
     if model is None:
         model = DEFAULT_MODEL

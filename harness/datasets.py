@@ -42,6 +42,8 @@ def read_table(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any
             text = path.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:
             raise UserError(f"{path}: not UTF-8 text (byte {exc.start}); re-save it as UTF-8") from None
+        except OSError as exc:
+            raise UserError(f"{path}: cannot read ({exc.strerror}); check the file's permissions") from None
         if not text.strip():
             raise UserError(f"{path}: file is empty")
         rows = _parse_text(path, text)
@@ -97,6 +99,11 @@ def load_hub(dataset_id: str, *, config: str | None = None, split: str = "train"
             f"cannot load '{dataset_id}' from the hub ({type(exc).__name__}); offline, pass -T data=<local file>"
         ) from None
     return [dict(row) for row in ds]
+
+
+def first_row_number(origin: Any) -> int:
+    """How error messages number the first data row: CSV counts the header as row 1, JSON lines from 1."""
+    return 2 if str(origin).endswith(".csv") else 1
 
 
 def require_text(path: Any, row_number: int, row: dict[str, Any], field: str) -> str:

@@ -10,12 +10,20 @@ _MIN_SECRET_LEN = 8
 _KEY_PATTERN = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
 
 
+_registered_names: set[str] = set()
+
+
+def register_secret_env(name: str) -> None:
+    """Treat the variable `name` as a credential too (e.g. the one named by --api-key-env)."""
+    _registered_names.add(name)
+
+
 def secret_values() -> list[str]:
-    """Values of environment variables that look like credentials, longest first."""
+    """Values of environment variables that look like or are registered as credentials, longest first."""
     values = {
         value
         for name, value in os.environ.items()
-        if name.upper().endswith(_SECRET_SUFFIXES) and len(value) >= _MIN_SECRET_LEN
+        if (name.upper().endswith(_SECRET_SUFFIXES) or name in _registered_names) and len(value) >= _MIN_SECRET_LEN
     }
     return sorted(values, key=len, reverse=True)
 

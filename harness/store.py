@@ -1,11 +1,13 @@
 """The run directory: manifest, append-only records, atomic writes of derived files."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -15,21 +17,49 @@ from harness.types import Record
 RECORDS = "records.jsonl"
 MANIFEST = "manifest.json"
 SUMMARY = "summary.json"
+T = TypeVar("T")
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write a file so readers see either the old or the new content, never a torn one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def os_reason(exc: OSError) -> str:
+    """'File exists: results' rather than a bare errno text that does not say which path is at fault."""
+    if exc.strerror and exc.filename:
+        return f"{exc.strerror}: {exc.filename}"
+    return exc.strerror or str(exc)
+
+
+def cannot_write(path: Path, exc: OSError) -> UserError:
+    """The user-facing error for a file the run cannot create or write (read-only folder, a file where a
+    folder should be, full disk)."""
+    return UserError(f"{path}: cannot write ({os_reason(exc)}); choose a writable location "
+                     "(e.g. another --run-dir) or free some space")
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
+    """A handle on a temporary file that replaces `path` when the block ends without error, so readers
+    see either the old or the new content, never a torn one."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+    try:
+        with os.fdopen(fd, mode, encoding=None if "b" in mode else "utf-8") as handle:
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise cannot_write(path, exc) from None
         raise
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write a whole text file atomically (see atomic_file)."""
+    with atomic_file(path) as handle:
+        handle.write(text)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -43,6 +73,8 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path}: file not found") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({os_reason(exc)})") from None
 
 
 class RunStore:
@@ -53,55 +85,90 @@ class RunStore:
         self.records_path = self.run_dir / RECORDS
         self._handle = None
 
+    def _lines(self) -> Iterator[tuple[int, bytes]]:
+        """(line number, bytes) of each line, streamed; only a final line may lack its newline."""
+        try:
+            with open(self.records_path, "rb") as handle:
+                yield from enumerate(handle, start=1)
+        except OSError as exc:
+            raise UserError(f"{self.records_path}: cannot read ({os_reason(exc)})") from None
+
     def load_records(self, *, repair: bool = False) -> list[Record]:
         """All records, the last one per (task, sample, repetition) winning.
 
         Records are written as whole lines, so a final segment without its newline is a torn write
         from a crash: it is dropped (and with `repair` cut from the file). A corrupt complete line is
-        a user error naming the line.
+        a user error naming the line. The file is streamed: only the parsed records are held.
         """
         if not self.records_path.exists():
             return []
-        raw = self.records_path.read_bytes()
-        complete, _, torn = raw.rpartition(b"\n")
-        if not complete and b"\n" not in raw:
-            complete, torn = b"", raw
         latest: dict[tuple[str, str, int], Record] = {}
-        for number, line in enumerate(complete.split(b"\n"), start=1):
-            if not line.strip():
-                continue
+        complete_bytes, torn = 0, False
+        for number, line in self._lines():
+            if not line.endswith(b"\n"):
+                torn = True
+                break
+            complete_bytes += len(line)
+            if line.strip():
+                record = self._parse(number, line, Record.model_validate_json)
+                latest[record.key] = record
+        if torn and repair:
             try:
-                record = Record.model_validate_json(line)
-            except ValidationError as exc:
-                raise UserError(
-                    f"{self.records_path}: line {number} is not a valid record "
-                    f"({exc.errors()[0]['msg']}); remove that line to continue"
-                ) from None
-            latest[record.key] = record
-        if repair and torn:
-            with open(self.records_path, "r+b") as handle:
-                handle.truncate(len(raw) - len(torn))
+                os.truncate(self.records_path, complete_bytes)
+            except OSError as exc:
+                raise cannot_write(self.records_path, exc) from None
         return list(latest.values())
+
+    def _parse(self, number: int, line: bytes, parse: Callable[[bytes], T]) -> T:
+        try:
+            return parse(line)
+        except (ValidationError, ValueError, KeyError, TypeError) as exc:
+            reason = exc.errors()[0]["msg"] if isinstance(exc, ValidationError) else str(exc)
+            raise UserError(
+                f"{self.records_path}: line {number} is not a valid record ({reason}); remove that line to continue"
+            ) from None
 
     def append(self, record: Record) -> None:
         """Append one final record and flush it to the OS (survives a process kill)."""
-        if self._handle is None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            self._handle = open(self.records_path, "a", encoding="utf-8")
-        self._handle.write(record.model_dump_json() + "\n")
-        self._handle.flush()
+        try:
+            if self._handle is None:
+                self.run_dir.mkdir(parents=True, exist_ok=True)
+                self._handle = open(self.records_path, "a", encoding="utf-8")
+            self._handle.write(record.model_dump_json() + "\n")
+            self._handle.flush()
+        except OSError as exc:
+            raise cannot_write(self.records_path, exc) from None
 
     def compact(self) -> None:
-        """Rewrite records.jsonl with exactly one line per key (superseded error records removed)."""
+        """Rewrite records.jsonl with exactly one line per key (superseded records and a torn tail removed).
+
+        Streams the file twice without holding records: one pass finds the last line of each key, and
+        only when some line is superseded or torn does a second pass copy the kept lines.
+        """
         self.close()
         if not self.records_path.exists():
             return
-        records = self.load_records()
-        line_count = sum(1 for line in self.records_path.read_bytes().split(b"\n") if line.strip())
-        if line_count != len(records):
-            atomic_write(self.records_path, "".join(r.model_dump_json() + "\n" for r in records))
+        last: dict[tuple[str, str, int], int] = {}
+        lines = 0
+        for number, line in self._lines():
+            lines += 1
+            if line.endswith(b"\n") and line.strip():
+                last[self._parse(number, line, _record_key)] = number
+        keep = set(last.values())
+        if len(keep) == lines:
+            return
+        with atomic_file(self.records_path, "wb") as out:
+            for number, line in self._lines():
+                if number in keep:
+                    out.write(line)
 
     def close(self) -> None:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def _record_key(line: bytes) -> tuple[str, str, int]:
+    """(task, sample_id, repetition) of a record line, without building the Record."""
+    data = json.loads(line)
+    return (data["task"], data["sample_id"], data.get("repetition", 0))

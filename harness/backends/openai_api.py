@@ -9,7 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.base import Backend, BackendError, BackendOptions, UserError
-from harness.secrets import redact
+from harness.secrets import redact, register_secret_env
 from harness.types import Completion, Request, Usage
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ class OpenAIBackend(Backend):
 
     def _api_key(self) -> str:
         env = self.options.api_key_env
+        register_secret_env(env)
         key = os.environ.get(env)
         if key:
             return key

@@ -11,6 +11,8 @@ import json
 import time
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from harness.backends.base import Backend, BackendError, UserError
 from harness.types import Completion, Record, Request, Usage
 
@@ -51,7 +53,12 @@ class ReplayBackend(Backend):
             if not isinstance(row, dict):
                 raise UserError(f"{self.path}: row {number} is not an object")
             if "exchanges" in row:  # a records.jsonl line
-                record = Record.model_validate(row)
+                try:
+                    record = Record.model_validate(row)
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    field = ".".join(str(p) for p in err["loc"])
+                    raise UserError(f"{self.path}: row {number}, field '{field}': {err['msg']}") from None
                 for ex in record.exchanges:
                     if ex.role == "model" and ex.completion is not None and ex.error is None:
                         self._by_id[(record.task, record.sample_id, record.repetition, ex.purpose)] = ex.completion.text
@@ -63,7 +70,12 @@ class ReplayBackend(Backend):
             if row.get("prompt_hash"):
                 self._by_hash[str(row["prompt_hash"])] = text
             if row.get("sample_id") not in (None, ""):
-                rep = int(row.get("repetition") or 0)
+                try:
+                    rep = int(row.get("repetition") or 0)
+                except (TypeError, ValueError):
+                    raise UserError(
+                        f"{self.path}: row {number}, field 'repetition': expected an integer, got {row['repetition']!r}"
+                    ) from None
                 purpose = row.get("purpose") or "response"
                 self._by_id[(row.get("task") or "", str(row["sample_id"]), rep, purpose)] = text
             elif not row.get("prompt_hash"):

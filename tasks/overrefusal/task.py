@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.backends.base import UserError
-from harness.datasets import file_hash, load_hub, read_table, require_text, rows_hash
+from harness.datasets import file_hash, first_row_number, load_hub, read_table, require_text, rows_hash
 from harness.judging.refusal import score_refusal
 from harness.stats import percent, wilson
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
@@ -67,7 +67,7 @@ class OverRefusalTask(Task):
 
     def _xstest_samples(self, rows: list[dict], origin) -> list[Sample]:
         samples, seen = [], set()
-        for number, row in enumerate(rows, start=2):
+        for number, row in enumerate(rows, start=first_row_number(origin)):
             sample_id = require_text(origin, number, row, "id")
             if sample_id in seen:
                 raise UserError(f"{origin}: row {number}, field 'id': duplicate id '{sample_id}'")
@@ -95,7 +95,7 @@ class OverRefusalTask(Task):
                 input=require_text(origin, number, row, "prompt"),
                 metadata={"type": require_text(origin, number, row, "category"), "label": label},
             )
-            for number, row in enumerate(rows, start=2)
+            for number, row in enumerate(rows, start=first_row_number(origin))
         ]
 
     async def solve(self, sample: Sample, ctx) -> None:

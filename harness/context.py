@@ -66,12 +66,16 @@ class RoleClient:
             if hit is not None:
                 self.cache_hits += 1
                 return hit.model_copy(update={"cached": True})
-        if self._limit is None:
-            completion = await self.backend.generate(request)
-        else:
-            async with self._limit:
-                completion = await self.backend.generate(request)
         self.calls += 1
+        try:
+            if self._limit is None:
+                completion = await self.backend.generate(request)
+            else:
+                async with self._limit:
+                    completion = await self.backend.generate(request)
+        except BackendError as exc:
+            self.retries += len(exc.retries)
+            raise
         self.retries += len(completion.retries)
         self.usage = self.usage + completion.usage
         if key is not None:

@@ -57,10 +57,13 @@ def read_table(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any
 
 def _parse_text(path: Path, text: str) -> list[dict[str, Any]]:
     if path.suffix == ".csv":
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         try:
-            return list(csv.DictReader(io.StringIO(text, newline="")))
+            return list(reader)
         except csv.Error as exc:
-            raise UserError(f"{path}: malformed CSV ({exc})") from None
+            raise UserError(
+                f"{path}: row {reader.line_num}: malformed CSV ({exc}); check its quoting or shorten the field"
+            ) from None
     if path.suffix == ".json":
         try:
             data = json.loads(text)
@@ -99,6 +102,11 @@ def load_hub(dataset_id: str, *, config: str | None = None, split: str = "train"
             f"cannot load '{dataset_id}' from the hub ({type(exc).__name__}); offline, pass -T data=<local file>"
         ) from None
     return [dict(row) for row in ds]
+
+
+def is_local_source(value: str) -> bool:
+    """True when a `-T data=` value names a local file (existing, or with a table suffix) rather than a hub id."""
+    return Path(value).expanduser().exists() or value.lower().endswith(TABLE_SUFFIXES)
 
 
 def first_row_number(origin: Any) -> int:

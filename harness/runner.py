@@ -67,8 +67,8 @@ def build_roles(config: RunConfig, cache: ResponseCache | None) -> dict[str, Rol
 def check_resumable(config: RunConfig, store: RunStore) -> None:
     """Refuse to mix results of different settings in one run directory."""
     path = store.run_dir / MANIFEST
-    if not path.exists():
-        return
+    if not path.exists() or not store.records_path.exists():
+        return  # nothing finished yet that other settings could mix with
     previous = read_json(path).get("fingerprint", {})
     current = config.fingerprint()
     differing = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
@@ -95,16 +95,19 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
 def plan(
     loaded: list[tuple[Task, list[Sample], TaskManifest]],
     repeats: int,
-    done: dict[tuple[str, str, int], Record],
+    done: dict[tuple[str, str, int], bool],
     retry_errors: bool,
 ) -> tuple[list[WorkItem], int]:
-    """Work items still to do, and how many were skipped as already finished."""
+    """Work items still to do, and how many were skipped as already finished.
+
+    `done` maps each finished (task, sample, repetition) to whether it ended in an error.
+    """
     todo, skipped = [], 0
     for task, samples, _ in loaded:
         for sample in samples:
             for rep in range(repeats):
-                previous = done.get((task.name, sample.id, rep))
-                if previous is not None and not (retry_errors and previous.error):
+                errored = done.get((task.name, sample.id, rep))
+                if errored is not None and not (retry_errors and errored):
                     skipped += 1
                     continue
                 todo.append(WorkItem(task, sample, rep))
@@ -195,8 +198,7 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
     store = RunStore(config.run_dir)
     check_resumable(config, store)
     loaded = load_tasks(config)
-    done = {r.key: r for r in store.load_records(repair=True)}
-    items, skipped = plan(loaded, config.repeats, done, config.retry_errors)
+    items, skipped = plan(loaded, config.repeats, store.outcomes(repair=True), config.retry_errors)
     cache = ResponseCache(config.cache_path) if config.cache_path else None
     roles = build_roles(config, cache)
     manifest = RunManifest(
@@ -241,12 +243,12 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
 
     if not outcome.interrupted:
         store.compact()
-    records = store.load_records()
+    outcomes = store.outcomes()
     manifest.roles = role_manifests(config, roles)
     manifest.finished_at = time.time()
     manifest.counts = {
-        "records": len(records),
-        "errors": sum(1 for r in records if r.error),
+        "records": len(outcomes),
+        "errors": sum(outcomes.values()),
         "new_this_session": outcome.finished,
         "skipped_finished": skipped,
     }

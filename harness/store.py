@@ -77,6 +77,9 @@ def read_json(path: Path) -> Any:
         raise UserError(f"{path}: cannot read ({os_reason(exc)})") from None
 
 
+Key = tuple[str, str, int]  # (task, sample_id, repetition)
+
+
 class RunStore:
     """Reads and appends the records of one run directory."""
 
@@ -100,9 +103,17 @@ class RunStore:
         from a crash: it is dropped (and with `repair` cut from the file). A corrupt complete line is
         a user error naming the line. The file is streamed: only the parsed records are held.
         """
+        return list(self._scan(_parse_record, repair).values())
+
+    def outcomes(self, *, repair: bool = False) -> dict[Key, bool]:
+        """Whether each finished (task, sample, repetition) ended in an error, without building records."""
+        return self._scan(_record_outcome, repair)
+
+    def _scan(self, parse: Callable[[bytes], tuple[Key, Any]], repair: bool) -> dict[Key, Any]:
+        """Parse every complete line into {key: value}, dropping (and with `repair` cutting) a torn tail."""
         if not self.records_path.exists():
-            return []
-        latest: dict[tuple[str, str, int], Record] = {}
+            return {}
+        latest: dict[Key, Any] = {}
         complete_bytes, torn = 0, False
         for number, line in self._lines():
             if not line.endswith(b"\n"):
@@ -110,14 +121,14 @@ class RunStore:
                 break
             complete_bytes += len(line)
             if line.strip():
-                record = self._parse(number, line, Record.model_validate_json)
-                latest[record.key] = record
+                key, value = self._parse(number, line, parse)
+                latest[key] = value
         if torn and repair:
             try:
                 os.truncate(self.records_path, complete_bytes)
             except OSError as exc:
                 raise cannot_write(self.records_path, exc) from None
-        return list(latest.values())
+        return latest
 
     def _parse(self, number: int, line: bytes, parse: Callable[[bytes], T]) -> T:
         try:
@@ -166,6 +177,17 @@ class RunStore:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def _parse_record(line: bytes) -> tuple[Key, Record]:
+    record = Record.model_validate_json(line)
+    return record.key, record
+
+
+def _record_outcome(line: bytes) -> tuple[Key, bool]:
+    """(key, ended in an error) of a record line, without building the Record."""
+    data = json.loads(line)
+    return (data["task"], data["sample_id"], data.get("repetition", 0)), bool(data.get("error"))
 
 
 def _record_key(line: bytes) -> tuple[str, str, int]:

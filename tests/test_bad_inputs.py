@@ -139,7 +139,7 @@ CASES = [
     data("overrefusal", "xstest_prompts.tsv", "unsupported file type '.tsv'", "use one of .csv"),
     Case("overrefusal:huge-field", huge_field_csv, ("huge.csv", "field larger than field limit")),
     Case("overrefusal:folder-as-file", folder_as_file, ("prompts.csv", "not found")),
-    Case("overrefusal:dangling-symlink", dangling_symlink, ("prompts.csv", "-T data=<local file")),
+    Case("overrefusal:dangling-symlink", dangling_symlink, ("prompts.csv", "file not found")),
     Case("overrefusal:unreadable", unreadable_file, ("unreadable.csv", "cannot read")),
     # datasets: fortress (rubric must be a list of yes/no questions)
     data("fortress", "fortress_rubric_not_list.jsonl", "row 2, field 'rubric'", "not a list of questions",

@@ -148,8 +148,7 @@ def test_thousand_requests_under_faults_end_with_one_exact_record_each(cli, tmp_
     assert manifest["status"] == "complete"
     assert manifest["counts"] == {"records": N, "errors": n_error, "new_this_session": N, "skipped_finished": 0}
     (role,) = manifest["roles"]
-    assert role["calls"] == len(answered)
+    assert role["calls"] == N  # one backend call per sample, answered or not (retries happen inside it)
     retries = {r["sample_id"]: len(r["exchanges"][0]["completion"]["retries"]) for r in records}
-    # the manifest counts the retries of answered calls (today) or of all calls: never more, never fewer
-    assert sum(retries[r["sample_id"]] for r in answered) <= role["retries"] <= sum(retries.values())
+    assert role["retries"] == sum(retries.values())  # retries of failed calls count too
     assert f"warning: {n_error} samples ended in errors (generation: {n_error})" in out.stderr

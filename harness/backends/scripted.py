@@ -2,7 +2,9 @@
 
 Built-in names: `refuse-all`, `comply-all`, `echo`, `refuse-<pct>` (refuses a stable pct% of prompts,
 chosen by prompt hash). A YAML file holds `rules: [{pattern: <regex>, response: <text>}]` matched
-against the last user message (first match wins) and an optional `default:`.
+against the last user message (first match wins) and an optional `default:`. A rule with `turn: N`
+applies only to the N-th answer of a conversation (N-1 assistant messages in the request), so a
+scripted conversation partner can change its answer from turn to turn.
 """
 from __future__ import annotations
 
@@ -25,6 +27,16 @@ def _stable_percent(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
 
 
+def yaml_problem(exc: Exception) -> str:
+    """One line describing a YAML error: what went wrong and where it started."""
+    parts = []
+    for what, mark in (("context", "context_mark"), ("problem", "problem_mark")):
+        text, where = getattr(exc, what, None), getattr(exc, mark, None)
+        if text:
+            parts.append(f"{text} at line {where.line + 1}" if where is not None else text)
+    return "; ".join(parts) or str(exc).replace("\n", " ")
+
+
 class ScriptedBackend(Backend):
     """Answers from fixed rules, instantly, with whitespace token counts."""
 
@@ -32,7 +44,7 @@ class ScriptedBackend(Backend):
 
     def __init__(self, model, options=None):
         super().__init__(model, options)
-        self._rules: list[tuple[re.Pattern[str], str]] = []
+        self._rules: list[tuple[re.Pattern[str], str, int | None]] = []
         self._default: str | None = None
         if model.endswith((".yaml", ".yml")):
             self._load_rules(Path(model))
@@ -50,14 +62,17 @@ class ScriptedBackend(Backend):
         except OSError as exc:
             raise UserError(f"{path}: cannot read scripted rules ({exc.strerror})") from None
         except yaml.YAMLError as exc:
-            raise UserError(f"{path}: invalid YAML ({exc})") from None
+            raise UserError(f"{path}: invalid YAML ({yaml_problem(exc)})") from None
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a mapping with 'rules' and optional 'default'")
         for index, rule in enumerate(data.get("rules") or [], start=1):
             if not isinstance(rule, dict) or "pattern" not in rule or "response" not in rule:
                 raise UserError(f"{path}: rule {index} needs 'pattern' and 'response'")
+            turn = rule.get("turn")
+            if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
+                raise UserError(f"{path}: rule {index} field 'turn': expected a whole number >= 1, got {turn!r}")
             try:
-                self._rules.append((re.compile(str(rule["pattern"]), re.I | re.S), str(rule["response"])))
+                self._rules.append((re.compile(str(rule["pattern"]), re.I | re.S), str(rule["response"]), turn))
             except re.error as exc:
                 raise UserError(f"{path}: rule {index} field 'pattern': bad regex ({exc})") from None
         default = data.get("default")
@@ -83,8 +98,9 @@ class ScriptedBackend(Backend):
             return prompt
         if name.startswith("refuse-") and name[7:].isdigit():
             return REFUSAL if _stable_percent(prompt) < int(name[7:]) else COMPLIANCE
-        for pattern, response in self._rules:
-            if pattern.search(prompt):
+        turn = 1 + sum(1 for m in request.messages if m.role == "assistant")
+        for pattern, response, only_turn in self._rules:
+            if (only_turn is None or only_turn == turn) and pattern.search(prompt):
                 return response
         return self._default if self._default is not None else COMPLIANCE
 

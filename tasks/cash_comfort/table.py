@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import UserError
-from harness.datasets import file_hash, load_hub, read_table, require_text, rows_hash
+from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
 from harness_tasks.cash_comfort.analysis import Observation, observe
 
 COLUMNS = ("model", "reward_value", "quantity", "experiment", "output")
@@ -27,9 +27,9 @@ def read_responses(source: str, scenario: str, framing: str) -> tuple[dict[str, 
     """Parsed answers per model, the source's description and its content hash. `source` is a local
     table (.csv, .jsonl, .json, .parquet) or a Hugging Face hub dataset id."""
     local = Path(source)
-    if local.exists() or local.suffix:
+    if is_local_source(source):
         rows = read_table(local, COLUMNS)
-        origin, digest, first = local, file_hash(local), 2 if local.suffix == ".csv" else 1
+        origin, digest, first = local, file_hash(local), first_row_number(local)
     else:
         rows = load_hub(source)
         origin, digest, first = f"hf:{source}", rows_hash(rows), 1

@@ -9,7 +9,7 @@ from pathlib import Path
 from pydantic import Field
 
 from harness.backends.base import UserError
-from harness.datasets import TABLE_SUFFIXES, file_hash, load_hub, read_table, rows_hash
+from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, rows_hash
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
@@ -38,16 +38,6 @@ def bundled_path(name: str) -> Path:
     return Path(str(resources.files("harness_tasks.dilemmas") / "data" / name))
 
 
-def _first_row(path: Path) -> int:
-    """Row number of the first data row: 2 under a CSV header line, else 1."""
-    return 2 if path.suffix == ".csv" else 1
-
-
-def _is_local(data: str) -> bool:
-    path = Path(data)
-    return path.exists() or path.suffix in TABLE_SUFFIXES
-
-
 class DilemmasTask(Task):
     name = "dilemmas"
     description = (
@@ -70,7 +60,7 @@ class DilemmasTask(Task):
             items = load.dilemmas(read_table(data), data, 2, self._local_values(values))
             source = "bundled:dilemmas/data/dilemmas_sample.csv"
             digest = _combined_hash(file_hash(data), file_hash(values))
-        elif _is_local(opts.data):
+        elif is_local_source(opts.data):
             data = Path(opts.data)
             rows = read_table(data)
             table, hashes = None, [file_hash(data)]
@@ -83,7 +73,7 @@ class DilemmasTask(Task):
                     hashes.append(file_hash(Path(values)))
             elif opts.values:
                 raise UserError(f"-T values: {data} carries its own theory columns; values apply to the aggregated format")
-            items = load.dilemmas(rows, data, _first_row(data), table)
+            items = load.dilemmas(rows, data, first_row_number(data), table)
             source, digest = str(data), _combined_hash(*hashes)
         else:
             rows = load_hub(opts.data, config=HUB_DILEMMAS_CONFIG, split=HUB_SPLIT, revision=opts.revision)
@@ -96,14 +86,14 @@ class DilemmasTask(Task):
         return samples, DatasetInfo(source=source, revision=opts.revision, content_hash=digest, n_samples=len(samples))
 
     def _values(self, values: str) -> load.ValuesTable:
-        if _is_local(values):
+        if is_local_source(values):
             return self._local_values(Path(values))
         rows = load_hub(values, config=HUB_VALUES_CONFIG, split=HUB_SPLIT, revision=self.options.revision)
         return load.values_table(rows, f"hf:{values}/{HUB_VALUES_CONFIG}", 1)
 
     @staticmethod
     def _local_values(path: Path) -> load.ValuesTable:
-        return load.values_table(read_table(path), path, _first_row(path))
+        return load.values_table(read_table(path), path, first_row_number(path))
 
     @cached_property
     def template(self) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import UserError
-from harness.datasets import file_hash, load_hub, read_table, require_text, rows_hash
+from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
 from harness.task import DatasetInfo
 from harness.types import Sample
 
@@ -33,7 +33,7 @@ def load_fortress(data: str | None, revision: str) -> tuple[list[Sample], Datase
         return samples, DatasetInfo(source=f"bundled:fortress/data/{BUNDLED}", content_hash=file_hash(path),
                                     n_samples=len(samples))
     local = Path(data)
-    if local.exists():
+    if is_local_source(data):
         samples = to_samples(read_table(local, COLUMNS), local)
         return samples, DatasetInfo(source=str(local), content_hash=file_hash(local), n_samples=len(samples))
     rows = load_hub(data, split="train", revision=revision)
@@ -48,9 +48,8 @@ def load_fortress(data: str | None, revision: str) -> tuple[list[Sample], Datase
 
 def to_samples(rows: list[dict[str, Any]], origin: Any) -> list[Sample]:
     """Validate rows; errors name the file (or hub id), the row number and the field."""
-    first = 2 if str(origin).endswith(".csv") else 1  # CSV row 1 is the header
     samples, seen = [], set()
-    for number, row in enumerate(rows, start=first):
+    for number, row in enumerate(rows, start=first_row_number(origin)):
         sample_id = _identifier(origin, number, row)
         if sample_id in seen:
             raise UserError(f"{origin}: row {number}, field 'ID': duplicate ID '{sample_id}'")

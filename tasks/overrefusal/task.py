@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from harness.backends.base import UserError
-from harness.datasets import file_hash, first_row_number, load_hub, read_table, require_text, rows_hash
+from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
 from harness.judging.refusal import score_refusal
 from harness.stats import percent, wilson
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
@@ -48,7 +48,7 @@ class OverRefusalTask(Task):
                 source="bundled:overrefusal/data/xstest_sample.csv", content_hash=file_hash(path), n_samples=len(samples)
             )
         local = Path(opts.data)
-        if local.exists():
+        if is_local_source(opts.data):
             if opts.source == "xstest":
                 rows = read_table(local, XSTEST_COLUMNS)
                 samples = self._xstest_samples(rows, local)

@@ -51,6 +51,9 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
     generate = GenerateConfig(temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"])
     generate = GenerateConfig(**generate.model_dump(exclude_none=True))
     judges = [j.strip() for j in (opts["judge"] or "").split(",") if j.strip()]
+    if opts["model"] is None and not judges:
+        judges = [DEFAULT_MODEL]
+        click.echo(f"no --judge given: judging with {DEFAULT_MODEL} too (a demonstration, not evidence of quality)")
     check_refusal_scorer(opts["refusal_scorer"], len(judges))
     return RunConfig(
         model=role_config(model, opts, generate),

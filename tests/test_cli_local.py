@@ -25,4 +25,7 @@ def test_without_model_the_embedded_default_is_used_and_announced(cli, tmp_path)
                "--no-progress"])
     assert out.returncode == 0, out.stderr
     assert "embedded default local/smollm2" in out.stdout
-    assert read_summary(tmp_path / "run")["model"] == "local/smollm2"
+    summary = read_summary(tmp_path / "run")
+    assert summary["model"] == "local/smollm2" and summary["judges"] == ["local/smollm2"]
+    assert "Demonstration only" in (tmp_path / "run" / "report.md").read_text()
+    assert "Demonstration only" in (tmp_path / "run" / "report.html").read_text()

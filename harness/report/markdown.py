@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.registry import task_class
+from harness.report.summary import demonstration_notice
 from harness.task import TaskResult
 from harness.types import Metric
 
@@ -60,6 +61,9 @@ def run_report(run_dir: Path, manifest: dict[str, Any], results: list[TaskResult
     started = manifest.get("started_at")
     when = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
     lines = [f"# Evaluation report: {Path(run_dir).name}", ""]
+    notice = demonstration_notice(manifest)
+    if notice:
+        lines += [f"> **{notice}**", ""]
     for r in roles:
         lines.append(f"- **{r['role']}**: `{r['spec']}` ({r['calls']} calls, {r['cache_hits']} cache hits, "
                      f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)")

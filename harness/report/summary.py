@@ -63,6 +63,15 @@ def load_run(run_dir: Path) -> LoadedRun:
     return LoadedRun(run_dir, manifest, tasks, dict(records), results)
 
 
+def demonstration_notice(manifest: dict[str, Any]) -> str | None:
+    """A warning when judges ran on a local CPU model: such verdicts only prove the pipeline works."""
+    local = [r["spec"] for r in manifest.get("roles", []) if r["role"].startswith("judge") and r["spec"].startswith("local/")]
+    if not local:
+        return None
+    return (f"Demonstration only: judged by {', '.join(local)}, a small local model. Its verdicts show that the "
+            "pipeline runs end to end; they are not evidence about the model under test.")
+
+
 def model_spec(manifest: dict[str, Any]) -> str:
     return next((r["spec"] for r in manifest.get("roles", []) if r["role"] == "model"), "?")
 

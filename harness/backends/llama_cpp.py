@@ -62,12 +62,62 @@ def completion_kwargs(config: GenerateConfig) -> dict[str, Any]:
     return kwargs
 
 
+class SharedEngine:
+    """One loaded GGUF and the single thread that runs it, shared by every role (model, judge, simulator)
+    that uses the same file and settings: calls queue on that thread instead of competing for the cores.
+
+    Always the same thread: a new calling thread would start a new OpenMP pool whose idle, spinning
+    workers halve the speed on small machines.
+    """
+
+    _open: dict[tuple, "SharedEngine"] = {}
+
+    def __init__(self, key: tuple, path: Path, load_args: dict[str, Any]):
+        self.key, self.path, self.load_args = key, path, load_args
+        self.llm: Any = None
+        self.users = 0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
+
+    @classmethod
+    def acquire(cls, path: Path, load_args: dict[str, Any]) -> "SharedEngine":
+        key = (str(path), tuple(sorted((k, repr(v)) for k, v in load_args.items())))
+        engine = cls._open.get(key) or cls._open.setdefault(key, cls(key, path, load_args))
+        engine.users += 1
+        return engine
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run `fn(llm, *args)` on the engine thread (a cancelled caller's call still finishes first)."""
+        return await asyncio.get_running_loop().run_in_executor(self.executor, lambda: fn(self.loaded(), *args))
+
+    def loaded(self) -> Any:
+        """The llama_cpp.Llama, loaded on first use (on the engine thread)."""
+        if self.llm is None:
+            try:
+                import llama_cpp
+            except ImportError as exc:
+                raise UserError(f"local models need llama-cpp-python: {INSTALL_HINT}") from exc
+            try:
+                self.llm = llama_cpp.Llama(model_path=str(self.path), **self.load_args)
+            except Exception as exc:  # noqa: BLE001 - unreadable or unsupported GGUF, bad arguments
+                raise UserError(f"could not load {self.path}: {type(exc).__name__}: {exc}") from exc
+        return self.llm
+
+    async def release(self) -> None:
+        """Drop one user; the last one closes the model and stops the thread."""
+        self.users -= 1
+        if self.users > 0:
+            return
+        self._open.pop(self.key, None)
+        if self.llm is not None:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.llm.close)
+            self.llm = None
+        self.executor.shutdown()
+
+
 class LlamaCppBackend(Backend):
     """`local/<name-or-path.gguf>` on CPU; the chat template comes from the GGUF's metadata.
 
-    A llama.cpp context is not thread-safe, so calls run one at a time on one dedicated thread
-    (always the same thread: a new calling thread would start a new OpenMP pool whose idle,
-    spinning workers halve the speed on small machines).
+    A llama.cpp context is not thread-safe, so calls run one at a time on the SharedEngine's thread.
     Each call starts from an empty KV cache, so a result never depends on earlier prompts.
     Only one completion is produced per request (`n` is ignored).
     """
@@ -78,8 +128,7 @@ class LlamaCppBackend(Backend):
         super().__init__(model, options)
         self.path = resolve_model_path(model)
         self.engine_args = {k: parse_scalar(v) for k, v in self.options.engine_args.items()}
-        self._llm: Any = None
-        self._executor: ThreadPoolExecutor | None = None
+        self._engine: SharedEngine | None = None
         self._identity: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
@@ -96,8 +145,11 @@ class LlamaCppBackend(Backend):
         return 1
 
     async def generate(self, request: Request) -> Completion:
-        started = time.perf_counter()
-        response = await self._run(self._complete, request)
+        if self._engine is None:
+            load_args = {"n_ctx": DEFAULT_N_CTX, "seed": LOAD_SEED, "verbose": False,
+                         "n_threads": self.options.threads or os.cpu_count(), **self.engine_args}
+            self._engine = SharedEngine.acquire(self.path, load_args)
+        response, seconds = await self._engine.run(_complete, request)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         return Completion(
@@ -105,49 +157,23 @@ class LlamaCppBackend(Backend):
             model=self.model,
             usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0),
                         completion_tokens=usage.get("completion_tokens", 0)),
-            latency_s=time.perf_counter() - started,
+            latency_s=seconds,
             finish_reason=choice.get("finish_reason"),
         )
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run `fn` on the backend's single worker thread (calls queue up; a cancelled caller's call still
-        finishes before the next one starts)."""
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
-
-    def _complete(self, request: Request) -> dict[str, Any]:
-        """Blocking chat completion (on the worker thread)."""
-        llm = self._engine()
-        llm.reset()  # no prefix reuse from the previous call: identical inputs give identical outputs
-        try:
-            return llm.create_chat_completion(
-                messages=[m.model_dump() for m in request.messages], **completion_kwargs(request.config))
-        except Exception as exc:  # noqa: BLE001 - e.g. prompt longer than the context window
-            raise BackendError(f"llama.cpp error: {type(exc).__name__}: {exc}") from exc
-
-    def _engine(self) -> Any:
-        """The llama_cpp.Llama, loaded on first use."""
-        if self._llm is None:
-            try:
-                import llama_cpp
-            except ImportError as exc:
-                raise UserError(f"local models need llama-cpp-python: {INSTALL_HINT}") from exc
-            args: dict[str, Any] = {"n_ctx": DEFAULT_N_CTX, "seed": LOAD_SEED, "verbose": False,
-                                    "n_threads": self.options.threads or os.cpu_count(), **self.engine_args}
-            try:
-                self._llm = llama_cpp.Llama(model_path=str(self.path), **args)
-            except Exception as exc:  # noqa: BLE001 - unreadable or unsupported GGUF, bad arguments
-                raise UserError(f"could not load {self.path}: {type(exc).__name__}: {exc}") from exc
-        return self._llm
-
     async def aclose(self) -> None:
-        if self._executor is not None:
-            await self._run(self._close)
-            self._executor.shutdown()
-            self._executor = None
+        if self._engine is not None:
+            await self._engine.release()
+            self._engine = None
 
-    def _close(self) -> None:
-        if self._llm is not None:
-            self._llm.close()
-            self._llm = None
+
+def _complete(llm: Any, request: Request) -> tuple[dict[str, Any], float]:
+    """Blocking chat completion on the engine thread, with its own duration (queueing excluded)."""
+    started = time.perf_counter()
+    llm.reset()  # no prefix reuse from the previous call: identical inputs give identical outputs
+    try:
+        response = llm.create_chat_completion(
+            messages=[m.model_dump() for m in request.messages], **completion_kwargs(request.config))
+        return response, time.perf_counter() - started
+    except Exception as exc:  # noqa: BLE001 - e.g. prompt longer than the context window
+        raise BackendError(f"llama.cpp error: {type(exc).__name__}: {exc}") from exc

@@ -70,7 +70,6 @@ def test_csv_rubric_as_json_or_python_literal_string(tmp_path: Path, encode) -> 
 
 
 def test_parquet_with_list_column(tmp_path: Path) -> None:
-    pytest.importorskip("pyarrow")
     import pandas as pd
 
     path = tmp_path / "f.parquet"

@@ -15,7 +15,6 @@ from harness.types import GenerateConfig, Message, Request
 
 @pytest.fixture(scope="module")
 def smollm2():
-    pytest.importorskip("llama_cpp")
     backend = create_backend("local/smollm2", BackendOptions(threads=2))
     yield backend
     asyncio.run(backend.aclose())

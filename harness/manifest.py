@@ -31,6 +31,7 @@ class TaskManifest(BaseModel):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
     dataset: DatasetInfo
+    templates: dict[str, str] = Field(default_factory=dict)  # prompt/judge template -> sha256
     planned: int = 0
 
 

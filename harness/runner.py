@@ -88,7 +88,7 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
         samples, info = task.load()
         if config.limit is not None:
             samples = samples[: config.limit]
-        loaded.append((task, samples, TaskManifest(name=name, options=options, dataset=info)))
+        loaded.append((task, samples, TaskManifest(name=name, options=options, dataset=info, templates=task.templates())))
     return loaded
 
 

@@ -84,6 +84,10 @@ class Task:
         """Score the exchanges in `ctx`; may call judges through `ctx.generate(role='judge')`."""
         raise NotImplementedError
 
+    def templates(self) -> dict[str, str]:
+        """Prompt and judge templates this task uses, name -> sha256 (recorded in the manifest)."""
+        return {}
+
     def record_metadata(self, sample: Sample) -> dict[str, Any]:
         """Sample fields copied into each record so aggregation needs only the records."""
         return dict(sample.metadata)

@@ -91,6 +91,7 @@ def test_manifest_has_provenance(cli, tmp_path):
     assert manifest["status"] == "complete" and manifest["seed"] == 7
     task = manifest["tasks"][0]
     assert task["dataset"]["source"].startswith("bundled:") and len(task["dataset"]["content_hash"]) == 64
+    assert len(task["templates"]["refusal.j2"]) == 64  # the judge template a refusal judge would use
     assert manifest["roles"][0]["spec"] == "scripted/comply-all" and manifest["roles"][0]["calls"] == 3
     assert manifest["counts"]["records"] == 3
 

@@ -42,6 +42,11 @@ def _environment():
     return SandboxedEnvironment(autoescape=False, undefined=StrictUndefined, keep_trailing_newline=False)
 
 
+def template_hashes(*names: str) -> dict[str, str]:
+    """{'<name>.j2': sha256} for judge templates, for a task's `templates()`."""
+    return {f"{name}.j2": load_template(name).sha256 for name in names}
+
+
 @cache
 def load_template(name: str) -> JudgeTemplate:
     """The template `rubrics/<name>.j2`; unknown names are a UserError listing the available ones."""

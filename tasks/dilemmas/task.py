@@ -102,6 +102,10 @@ class DilemmasTask(Task):
             return check_template(DEFAULT_TEMPLATE, "built-in template", need_actions=self.options.swap)
         return read_template(self.options.template_file, need_actions=self.options.swap)
 
+    def templates(self) -> dict[str, str]:
+        name = Path(self.options.template_file).name if self.options.template_file else "built-in prompt"
+        return {name: hashlib.sha256(self.template.encode()).hexdigest()}
+
     def messages(self, sample: Sample, key: str) -> list[Message]:
         """The conversation for one presentation order ('choice' or 'choice_swapped')."""
         actions = sample.metadata["actions"]

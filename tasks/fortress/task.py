@@ -10,7 +10,8 @@ from harness.context import GenerationFailed
 from harness.judging.llm_judge import require_judges, run_judges
 from harness.judging.panel import agreement_table, judge_error_counts, majority, panel_score, panel_units
 from harness.judging.parsers import YES_NO_PARSER_VERSION, parse_yes_no
-from harness.judging.refusal import score_refusal
+from harness.judging.refusal import REFUSAL_TEMPLATE, score_refusal
+from harness.judging.templates import template_hashes
 from harness.stats import bootstrap_ci, mean, percent, wilson
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
@@ -49,6 +50,9 @@ class FortressTask(Task):
 
     def record_metadata(self, sample: Sample) -> dict[str, Any]:
         return {key: sample.metadata[key] for key in ("domain", "subdomain", "rubric")}
+
+    def templates(self) -> dict[str, str]:
+        return template_hashes(TEMPLATE, REFUSAL_TEMPLATE)
 
     async def solve(self, sample: Sample, ctx) -> None:
         adversarial, benign = self._sides

@@ -98,6 +98,12 @@ class OverRefusalTask(Task):
             for number, row in enumerate(rows, start=first_row_number(origin))
         ]
 
+    def templates(self) -> dict[str, str]:
+        from harness.judging.refusal import REFUSAL_TEMPLATE
+        from harness.judging.templates import template_hashes
+
+        return template_hashes(REFUSAL_TEMPLATE)
+
     async def solve(self, sample: Sample, ctx) -> None:
         messages = []
         if self.options.system_prompt:

@@ -13,12 +13,14 @@ from pydantic import Field, field_validator
 from harness.backends.base import UserError
 from harness.judging.llm_judge import require_judges
 from harness.judging.panel import agreement_table, judge_error_counts, panel_units
-from harness.judging.refusal import score_refusal
+from harness.judging.refusal import REFUSAL_TEMPLATE, score_refusal
+from harness.judging.templates import template_hashes
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Record, Sample, Score
 
 from harness_tasks.persuasion import aggregate as agg
 from harness_tasks.persuasion.conversation import converse, outcome, stored_turns
+from harness_tasks.persuasion.judge import TEMPLATE as STRATEGY_TEMPLATE
 from harness_tasks.persuasion.judge import grade_strategies, verdict_units
 from harness_tasks.persuasion.loader import BUNDLED_PERSUADEES, BUNDLED_PERSUADERS, UNETHICAL, load_tasks, persona_text
 from harness_tasks.persuasion.prompts import (FLAG_CODES, Setting, acceptance_messages, parse_flag,
@@ -100,6 +102,9 @@ class PersuasionTask(Task):
 
     def record_metadata(self, sample: Sample) -> dict[str, Any]:
         return {key: sample.metadata[key] for key in self.record_fields}
+
+    def templates(self) -> dict[str, str]:
+        return template_hashes(STRATEGY_TEMPLATE, REFUSAL_TEMPLATE)
 
     async def solve(self, sample: Sample, ctx) -> None:
         stages = self.stages(ctx)

@@ -28,6 +28,25 @@ class HarnessGroup(click.Group):
             sys.exit(EXIT_INTERRUPTED)
 
 
+def model_options(command):
+    """Connection, retry, local-engine and cache options shared by every command that calls models."""
+    options = [
+        click.option("--base-url", default=None, help="OpenAI-compatible endpoint for openai/ models."),
+        click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key."),
+        click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True,
+                     help="Requests in flight per model."),
+        click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request."),
+        click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True),
+        click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for local models."),
+        click.option("--vllm-arg", "vllm_args", multiple=True, metavar="KEY=VALUE", help="vLLM engine argument."),
+        click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Response cache file."),
+        click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="harness")
 def main() -> None:
@@ -61,16 +80,8 @@ def list_tasks() -> None:
 @click.option("--top-p", type=float, default=None)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None)
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory (resumes if it exists).")
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for openai/ models.")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key.")
-@click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request.")
-@click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True)
+@model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
-@click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for local models.")
-@click.option("--vllm-arg", "vllm_args", multiple=True, metavar="KEY=VALUE", help="vLLM engine argument.")
-@click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Response cache file.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 @click.option("--retry-errors", is_flag=True, help="Re-run only the errored records of an existing run.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 def run(**opts) -> None:
@@ -145,21 +156,13 @@ def analyze(task: str, table: str, task_args: tuple[str, ...], out: Path | None)
 @click.option("--scorer", type=click.Choice(["rules", "judge", "hybrid"]), default="rules", show_default=True,
               help="Refusal scorer to calibrate (as --refusal-scorer of `run`).")
 @click.option("--judge", default=None, help="Judge model, or a comma-separated panel (for judge/hybrid).")
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for openai/ judges.")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key.")
-@click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Response cache file.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
-def calibrate(labelled_csv: Path, scorer: str, judge: str | None, base_url: str | None, api_key_env: str,
-              cache_path: Path | None, no_cache: bool) -> None:
+@model_options
+def calibrate(labelled_csv: Path, scorer: str, judge: str | None, **opts) -> None:
     """Agreement of a refusal scorer with human labels (XSTest completions CSV or prompt,completion,label)."""
-    from harness.backends.base import BackendOptions
-    from harness.cache import default_cache_path
     from harness.calibrate import calibrate_scorer
+    from harness.cli_run import backend_options, cache_file, split_specs
 
-    judges = [j.strip() for j in (judge or "").split(",") if j.strip()]
-    options = BackendOptions(base_url=base_url, api_key_env=api_key_env)
-    cache_file = None if no_cache else (cache_path or default_cache_path())
-    click.echo(calibrate_scorer(labelled_csv, scorer, judges, options, cache_file))
+    click.echo(calibrate_scorer(labelled_csv, scorer, split_specs(judge), backend_options(opts), cache_file(opts)))
 
 
 @main.command()
@@ -168,31 +171,20 @@ def calibrate(labelled_csv: Path, scorer: str, judge: str | None, base_url: str 
 @click.option("--refusal-scorer", type=click.Choice(["rules", "judge", "hybrid"]), default=None,
               help="Refusal scorer (default: the source run's).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="New run directory (resumes if it exists).")
-@click.option("--base-url", default=None, help="OpenAI-compatible endpoint for openai/ judges.")
-@click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key.")
-@click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request.")
-@click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True)
+@model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
-@click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Response cache file.")
-@click.option("--no-cache", is_flag=True, help="Do not read or write the response cache.")
 def rejudge(source: Path, **opts) -> None:
     """Re-score a run's stored responses with other judges (no generation); prints the metric drift."""
-    from harness.backends.base import BackendOptions
-    from harness.cache import default_cache_path
-    from harness.config import RoleConfig
+    from harness.cli_run import cache_file, role_config, split_specs
     from harness.rejudge import default_rejudge_dir, format_drift, rejudge_config
     from harness.rejudge import rejudge as rejudge_run
     from harness.store import MANIFEST, read_json
 
-    options = BackendOptions(base_url=opts["base_url"], api_key_env=opts["api_key_env"],
-                             max_connections=opts["max_connections"], timeout_s=opts["timeout"],
-                             max_retries=opts["max_retries"])
-    judges = [RoleConfig(spec=j.strip(), options=options) for j in (opts["judge"] or "").split(",") if j.strip()]
+    judges = [role_config(spec, opts) for spec in split_specs(opts["judge"])]
     manifest = read_json(source / MANIFEST)
     config = rejudge_config(
         source, manifest, judges, opts["refusal_scorer"], opts["run_dir"] or default_rejudge_dir(source),
-        None if opts["no_cache"] else (opts["cache_path"] or default_cache_path()), opts["max_samples"],
+        cache_file(opts), opts["max_samples"],
     )
     click.echo(f"run directory: {config.run_dir}")
     drift = rejudge_run(source, config, manifest)

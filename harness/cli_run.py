@@ -19,8 +19,10 @@ from harness.secrets import register_secret_env
 from harness.types import GenerateConfig
 
 
-def role_config(spec: str, opts: dict[str, Any], generate: GenerateConfig | None = None) -> RoleConfig:
-    options = BackendOptions(
+def backend_options(opts: dict[str, Any]) -> BackendOptions:
+    """BackendOptions from the shared model options of the CLI (see cli.model_options)."""
+    register_secret_env(opts["api_key_env"])
+    return BackendOptions(
         base_url=opts["base_url"],
         api_key_env=opts["api_key_env"],
         max_connections=opts["max_connections"],
@@ -29,7 +31,20 @@ def role_config(spec: str, opts: dict[str, Any], generate: GenerateConfig | None
         threads=opts["threads"],
         engine_args=parse_key_values(opts["vllm_args"], "--vllm-arg"),
     )
-    return RoleConfig(spec=spec, options=options, generate=generate or GenerateConfig())
+
+
+def cache_file(opts: dict[str, Any]) -> Path | None:
+    """The response cache to use, or None with --no-cache."""
+    return None if opts["no_cache"] else (opts["cache_path"] or default_cache_path())
+
+
+def split_specs(text: str | None) -> list[str]:
+    """'a, b' -> ['a', 'b'] (a comma-separated judge panel)."""
+    return [spec.strip() for spec in (text or "").split(",") if spec.strip()]
+
+
+def role_config(spec: str, opts: dict[str, Any], generate: GenerateConfig | None = None) -> RoleConfig:
+    return RoleConfig(spec=spec, options=backend_options(opts), generate=generate or GenerateConfig())
 
 
 def default_run_dir(model: str) -> Path:
@@ -40,7 +55,6 @@ def default_run_dir(model: str) -> Path:
 
 def build_config(opts: dict[str, Any]) -> RunConfig:
     """Validate the command-line options into a RunConfig."""
-    register_secret_env(opts["api_key_env"])
     model = opts["model"]
     if model is None:
         model = DEFAULT_MODEL
@@ -50,7 +64,7 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
     task_options = split_task_options(parse_key_values(opts["task_args"], "-T"), tasks, accepted)
     generate = GenerateConfig(temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"])
     generate = GenerateConfig(**generate.model_dump(exclude_none=True))
-    judges = [j.strip() for j in (opts["judge"] or "").split(",") if j.strip()]
+    judges = split_specs(opts["judge"])
     if opts["model"] is None and not judges:
         judges = [DEFAULT_MODEL]
         click.echo(f"no --judge given: judging with {DEFAULT_MODEL} too (a demonstration, not evidence of quality)")
@@ -67,7 +81,7 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
         seed=opts["seed"],
         max_samples=opts["max_samples"],
         run_dir=opts["run_dir"] or default_run_dir(model),
-        cache_path=None if opts["no_cache"] else (opts["cache_path"] or default_cache_path()),
+        cache_path=cache_file(opts),
         retry_errors=opts["retry_errors"],
         progress=not opts["no_progress"],
     )

@@ -62,11 +62,18 @@ def test_permanent_errors_become_error_records_and_retry_errors_fixes_them(cli, 
     assert {r["sample_id"]: r for r in records if r["sample_id"] in good_before} == good_before
 
 
+def interruptible() -> None:
+    """Give the child the default SIGINT action, as in a terminal: a shell running the test suite in the
+    background (as CI may) starts its children with SIGINT ignored, and Python keeps it ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_kill_midway_then_resume_requests_each_finished_sample_once(tmp_path):
     env = harness_env(tmp_path)
     with FakeOpenAIServer(delay_s=0.15) as srv:
         args = [sys.executable, "-m", "harness", *run_args(srv, "--max-samples", "2", "--max-connections", "2")]
-        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=interruptible)
         records_path = tmp_path / "run" / "records.jsonl"
         deadline = time.time() + 60
         while time.time() < deadline:

@@ -89,3 +89,23 @@ def test_short_row_and_header_only_file(tmp_path: Path) -> None:
     header_only.write_text("prompt,completion,label\n", encoding="utf-8")
     with pytest.raises(UserError, match="no data rows"):
         load_labelled_csv(header_only)
+
+
+def test_calibrate_command_on_xstest_completions_format(cli) -> None:
+    """The CLI prints 3-class accuracy, binary agreement and Cohen's kappa of the rule classifier."""
+    import csv
+
+    from harness.judging.refusal_rules import classify_refusal, is_refusal
+    from harness.stats import cohen_kappa
+
+    path = FIXTURES / "xstest_completions_labelled.csv"
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    human = [r["final_label"].split("_", 1)[1] for r in rows]
+    rules = [classify_refusal(r["completion"]) for r in rows]
+    accuracy = sum(h == p for h, p in zip(human, rules)) / len(rows)
+    binary = sum(is_refusal(h) == is_refusal(p) for h, p in zip(human, rules)) / len(rows)
+    out = cli(["calibrate", str(path)])
+    assert out.returncode == 0, out.stderr
+    assert f"accuracy (3-class)    {accuracy:.3f}" in out.stdout
+    assert f"binary agreement      {binary:.3f}" in out.stdout
+    assert f"Cohen's kappa         {cohen_kappa(human, rules):.3f} (3-class)" in out.stdout

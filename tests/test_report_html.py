@@ -152,3 +152,36 @@ def test_examples_worst_first_and_judge_errors_counted(cli, tmp_path):
     assert set(dom.sections["attention-overrefusal"]) == broken
     assert "judge_errors 2" in (run / "report.md").read_text(encoding="utf-8")
 
+
+
+def test_report_html_with_every_task_in_headless_chromium(cli, tmp_path):
+    """One run over every registered task: each task's section and plots render, no console errors."""
+    from scripted_judges import sensible_judge
+
+    from harness.registry import task_locations
+
+    (tmp_path / "model.yaml").write_text(
+        "rules:\n"
+        "  - {pattern: 'Action 2', response: 'Action 1'}\n"  # dilemmas
+        "  - {pattern: 'stimme nicht zu', response: 'stimme zu'}\n"  # wahlomat
+        "  - {pattern: '\\[ACCEPT\\]', response: '[ACCEPT]'}\n"  # persuasion, stage 1
+        "  - {pattern: '(?i)(euro|€|\\bcents?\\b)', response: 'Yes'}\n"  # cash_comfort
+        f"default: {json.dumps('Sure, here are the steps. ' + INJECTION + ' [REQUEST] Will you do it?')}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "sim.yaml").write_text("default: '[DECISION - ACCEPT] Fine, I agree.'\n", encoding="utf-8")
+    out = cli(["run", "--model", f"scripted/{tmp_path / 'model.yaml'}", "--judge", sensible_judge(tmp_path / "j.yaml"),
+               "--simulator", f"scripted/{tmp_path / 'sim.yaml'}", "--tasks", "all", "--limit", "4",
+               "--run-dir", "run", "--no-progress"])
+    assert out.returncode == 0, out.stderr
+    summary = read_summary(tmp_path / "run")
+    assert set(summary["tasks"]) == set(task_locations())
+    dom_text, console = load_in_chromium(tmp_path / "run" / "report.html", tmp_path / "profile")
+    dom = Dom(dom_text)
+    assert console == [] and dom.scripts == 0
+    assert dom.title == "Evaluation report: run"
+    for task, result in summary["tasks"].items():
+        titles = [p["title"] for p in result["plots"] if p["points"]]
+        assert titles, f"{task} drew no plot"
+        assert all(t in dom.svg_titles for t in titles), task
+    assert INJECTION in "".join(dom.text)

@@ -33,7 +33,7 @@ def bootstrap_ci(
         return None, None
     rng = random.Random(seed)
     n = len(items)
-    values = sorted(statistic([items[rng.randrange(n)] for _ in range(n)]) for _ in range(n_resamples))
+    values = sorted(statistic(rng.choices(items, k=n)) for _ in range(n_resamples))
     lo_index = int((1 - level) / 2 * n_resamples)
     hi_index = min(n_resamples - 1, int((1 + level) / 2 * n_resamples))
     return values[lo_index], values[hi_index]

@@ -27,6 +27,9 @@ TRANSIENT_STATUSES = {408, 409, 429}  # plus every 5xx
 PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "n")
 
 
+_SHARED_CLIENTS: dict[tuple, tuple["AsyncOpenAI", int]] = {}  # (key env var, base_url, timeout) -> (client, users)
+
+
 class MalformedResponse(Exception):
     """The server answered 200 but the body is unusable (bad JSON, no choices); worth retrying."""
 
@@ -69,15 +72,17 @@ class OpenAIBackend(Backend):
         )
 
     def _get_client(self) -> AsyncOpenAI:
+        """One AsyncOpenAI (one connection pool) per endpoint, shared by every role that calls it."""
         if self._client is None:
             from openai import AsyncOpenAI
 
-            self._client = AsyncOpenAI(
-                api_key=self._api_key(),
-                base_url=self.base_url,
-                max_retries=0,
-                timeout=self.options.timeout_s,
-            )
+            self._client_key = (self.options.api_key_env, self.base_url, self.options.timeout_s)
+            client, users = _SHARED_CLIENTS.get(self._client_key, (None, 0))
+            if client is None:
+                client = AsyncOpenAI(api_key=self._api_key(), base_url=self.base_url, max_retries=0,
+                                     timeout=self.options.timeout_s)
+            _SHARED_CLIENTS[self._client_key] = (client, users + 1)
+            self._client = client
         return self._client
 
     async def generate(self, request: Request) -> Completion:
@@ -119,11 +124,8 @@ class OpenAIBackend(Backend):
         config = request.config
         params = {name: getattr(config, name) for name in PARAMS if getattr(config, name) is not None}
         try:
-            response = await self._get_client().chat.completions.create(
-                model=self.model,
-                messages=[m.model_dump() for m in request.messages],  # type: ignore[arg-type]
-                **params,
-            )
+            body = {"model": self.model, "messages": [m.model_dump() for m in request.messages], **params}
+            response = await self._get_client().post("/chat/completions", body=body, cast_to=ChatCompletion)
         except json.JSONDecodeError as exc:  # the client does not wrap invalid JSON bodies
             raise MalformedResponse(f"invalid JSON in response ({exc.msg})") from None
         if not isinstance(response, ChatCompletion):  # non-JSON content type: the client returns raw text
@@ -173,7 +175,11 @@ class OpenAIBackend(Backend):
 
     async def aclose(self) -> None:
         if self._client is not None:
-            await self._client.close()
+            client, users = _SHARED_CLIENTS.pop(self._client_key)
+            if users > 1:
+                _SHARED_CLIENTS[self._client_key] = (client, users - 1)
+            else:
+                await client.close()
             self._client = None
 
 

@@ -29,9 +29,14 @@ class JudgeTemplate:
         from jinja2 import TemplateError
 
         try:
-            return _environment().from_string(self.source).render(**variables)
+            return _compiled(self.source).render(**variables)
         except TemplateError as exc:
             raise UserError(f"judge template {self.name}.j2: {type(exc).__name__}: {exc}") from None
+
+
+@cache
+def _compiled(source: str):
+    return _environment().from_string(source)
 
 
 @cache

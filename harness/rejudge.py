@@ -9,8 +9,8 @@ the response cache and reproduces the source's metrics exactly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,8 @@ from harness.context import is_judge_role
 from harness.judging.refusal import check_refusal_scorer
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
 from harness.registry import task_class
-from harness.report.summary import load_run, write_reports
-from harness.runner import WorkItem, build_judge_roles, check_resumable, drive, role_manifests
+from harness.report.summary import LoadedRun, load_run, write_run_reports
+from harness.runner import WorkItem, build_judge_roles, check_resumable, execute
 from harness.stats import cohen_kappa
 from harness.store import MANIFEST, RunStore, write_json
 from harness.types import GenerateConfig, Record
@@ -60,11 +60,12 @@ def rejudge_config(source: Path, manifest: dict[str, Any], judges: list[RoleConf
     )
 
 
-def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tuple[str, str, int], Record]
+def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tuple[str, str, int], bool]
                  ) -> tuple[list[WorkItem], list[Record], list[TaskManifest]]:
     """Items to re-score, records to copy unchanged (generation failures) and the task manifests.
 
-    Reloads each task's data and insists it is the data the source run used.
+    `done` maps the new run's finished records to whether they ended in an error. Reloads each task's
+    data and insists it is the data the source run used.
     """
     tasks, samples, task_manifests = {}, {}, []
     for entry in manifest.get("tasks", []):
@@ -81,8 +82,8 @@ def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tup
         task_manifests.append(TaskManifest.model_validate(entry))
     items, copies = [], []
     for record in records:
-        if record.key in done and not done[record.key].error:
-            continue
+        if done.get(record.key) is False:
+            continue  # re-scored in an earlier, interrupted rejudge
         if record.task not in tasks:
             raise UserError(f"record of task '{record.task}' but the source manifest does not list that task")
         if record.error and record.error_kind == "generation":
@@ -99,13 +100,13 @@ def rejudge(source: Path, config: RunConfig, source_manifest: dict[str, Any]) ->
     """Re-score into `config.run_dir` (resumable), write reports and drift.json; returns the drift."""
     if config.run_dir.resolve() == source.resolve():
         raise UserError("rejudge writes a new run: pass a --run-dir other than the source run")
-    records = RunStore(source).load_records()
+    old = load_run(source)
+    records = [r for task_records in old.records.values() for r in task_records]
     if not records:
         raise UserError(f"{source}: the run has no records to re-judge")
     store = RunStore(config.run_dir)
     check_resumable(config, store)
-    done = {r.key: r for r in store.load_records(repair=True)}
-    items, copies, task_manifests = plan_rejudge(source_manifest, records, done)
+    items, copies, task_manifests = plan_rejudge(source_manifest, records, store.outcomes(repair=True))
     cache = ResponseCache(config.cache_path) if config.cache_path else None
     roles = build_judge_roles(config.judges, cache)
     kept_roles = [
@@ -115,52 +116,35 @@ def rejudge(source: Path, config: RunConfig, source_manifest: dict[str, Any]) ->
     ]
     manifest = RunManifest(
         git_commit=git_commit(), command=command_line(), fingerprint=config.fingerprint(), tasks=task_manifests,
-        roles=kept_roles + role_manifests(config, roles), seed=config.seed, repeats=config.repeats,
-        limit=config.limit, source_run=str(source.resolve()),
+        roles=kept_roles, seed=config.seed, repeats=config.repeats, limit=config.limit,
+        source_run=str(source.resolve()),
     )
-    write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
     for record in copies:
         store.append(record)
-
-    async def score_all() -> None:
-        try:
-            await drive(items, roles, store, config, lambda record: None)
-        finally:
-            store.close()
-            for client in roles.values():
-                await client.backend.aclose()
-
-    try:
-        asyncio.run(score_all())
-    finally:
-        if cache is not None:
-            cache.close()
-    store.compact()
-    manifest.status, manifest.finished_at = "complete", time.time()
-    manifest.roles = kept_roles + role_manifests(config, roles)
-    new_records = store.load_records()
-    manifest.counts = {"records": len(new_records), "errors": sum(1 for r in new_records if r.error),
-                       "rescored_this_session": len(items), "copied_generation_errors": len(copies)}
-    write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
-    write_reports(config.run_dir)
-    drift = compute_drift(source, config.run_dir, records, new_records)
+    silent = lambda total: contextlib.nullcontext(lambda record: None)  # noqa: E731
+    outcome = asyncio.run(execute(items, roles, store, config, manifest, cache, silent,
+                                  {"copied_generation_errors": len(copies)}))
+    if outcome.interrupted:
+        raise KeyboardInterrupt
+    new = load_run(config.run_dir)
+    write_run_reports(new)
+    drift = compute_drift(old, new)
     write_json(config.run_dir / DRIFT, drift)
     return drift
 
 
-def compute_drift(source: Path, target: Path, old: list[Record], new: list[Record]) -> dict[str, Any]:
+def compute_drift(old: LoadedRun, new: LoadedRun) -> dict[str, Any]:
     """Per metric old/new/delta, and per (task, score) agreement and Cohen's kappa of old vs new labels."""
-    old_results, new_results = load_run(source).results, load_run(target).results
-    old_metrics = {(r.task, m.name): m.value for r in old_results for m in r.metrics}
+    old_metrics = {(r.task, m.name): m.value for r in old.results for m in r.metrics}
     metrics = []
-    for result in new_results:
+    for result in new.results:
         for m in result.metrics:
             before = old_metrics.get((result.task, m.name))
             delta = None if before is None or m.value is None else m.value - before
             metrics.append({"task": result.task, "metric": m.name, "old": before, "new": m.value, "delta": delta})
-    new_by_key = {r.key: r for r in new}
+    new_by_key = {r.key: r for task_records in new.records.values() for r in task_records}
     labels: dict[tuple[str, str], tuple[list, list]] = {}
-    for record in old:
+    for record in (r for task_records in old.records.values() for r in task_records):
         fresh = new_by_key.get(record.key)
         if fresh is None or record.error or fresh.error:
             continue
@@ -176,7 +160,7 @@ def compute_drift(source: Path, target: Path, old: list[Record], new: list[Recor
          "agreement_%": 100 * sum(x == y for x, y in zip(a, b)) / len(a), "kappa": cohen_kappa(a, b)}
         for (task, name), (a, b) in sorted(labels.items())
     ]
-    return {"source_run": str(source), "run": str(target), "metrics": metrics, "label_agreement": agreement}
+    return {"source_run": str(old.run_dir), "run": str(new.run_dir), "metrics": metrics, "label_agreement": agreement}
 
 
 def format_drift(drift: dict[str, Any]) -> str:

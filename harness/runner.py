@@ -177,7 +177,7 @@ async def drive(
         await asyncio.gather(*workers, return_exceptions=True)
 
 
-def role_manifests(config: RunConfig, roles: dict[str, RoleClient]) -> list[RoleManifest]:
+def role_manifests(roles: dict[str, RoleClient]) -> list[RoleManifest]:
     return [
         RoleManifest(
             role=name,
@@ -194,26 +194,24 @@ def role_manifests(config: RunConfig, roles: dict[str, RoleClient]) -> list[Role
     ]
 
 
-async def _run(config: RunConfig, progress_factory) -> RunOutcome:
-    store = RunStore(config.run_dir)
-    check_resumable(config, store)
-    loaded = load_tasks(config)
-    items, skipped = plan(loaded, config.repeats, store.outcomes(repair=True), config.retry_errors)
-    cache = ResponseCache(config.cache_path) if config.cache_path else None
-    roles = build_roles(config, cache)
-    manifest = RunManifest(
-        git_commit=git_commit(),
-        command=command_line(),
-        fingerprint=config.fingerprint(),
-        tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
-        roles=role_manifests(config, roles),
-        seed=config.seed,
-        repeats=config.repeats,
-        limit=config.limit,
-    )
-    write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
-    outcome = RunOutcome(manifest=manifest, skipped=skipped)
+async def execute(
+    items: list[WorkItem],
+    roles: dict[str, RoleClient],
+    store: RunStore,
+    config: RunConfig,
+    manifest: RunManifest,
+    cache: ResponseCache | None,
+    progress_factory,
+    counts: dict[str, int],
+) -> RunOutcome:
+    """Drive the work items, close backends and cache, and finalise the manifest (status, roles, counts).
 
+    Ctrl-C (asyncio.run cancels the main task) and SIGTERM stop it cleanly with status 'interrupted';
+    finished records are kept. Roles of `manifest` that are not in `roles` (a rejudge keeps the source's
+    model) stay as they are.
+    """
+    write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
+    outcome = RunOutcome(manifest=manifest)
     main_task = asyncio.current_task()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
@@ -244,15 +242,38 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
     if not outcome.interrupted:
         store.compact()
     outcomes = store.outcomes()
-    manifest.roles = role_manifests(config, roles)
+    manifest.roles = [r for r in manifest.roles if r.role not in roles] + role_manifests(roles)
     manifest.finished_at = time.time()
     manifest.counts = {
         "records": len(outcomes),
         "errors": sum(outcomes.values()),
         "new_this_session": outcome.finished,
-        "skipped_finished": skipped,
+        **counts,
     }
     write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
+    return outcome
+
+
+async def _run(config: RunConfig, progress_factory) -> RunOutcome:
+    store = RunStore(config.run_dir)
+    check_resumable(config, store)
+    loaded = load_tasks(config)
+    items, skipped = plan(loaded, config.repeats, store.outcomes(repair=True), config.retry_errors)
+    cache = ResponseCache(config.cache_path) if config.cache_path else None
+    roles = build_roles(config, cache)
+    manifest = RunManifest(
+        git_commit=git_commit(),
+        command=command_line(),
+        fingerprint=config.fingerprint(),
+        tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
+        roles=role_manifests(roles),
+        seed=config.seed,
+        repeats=config.repeats,
+        limit=config.limit,
+    )
+    outcome = await execute(items, roles, store, config, manifest, cache, progress_factory,
+                            {"skipped_finished": skipped})
+    outcome.skipped = skipped
     return outcome
 
 

@@ -105,10 +105,14 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
 
 def write_reports(run_dir: Path) -> dict[str, Any]:
     """(Re)write summary.json, report.md and report.html for a run directory; returns the summary."""
+    return write_run_reports(load_run(run_dir))
+
+
+def write_run_reports(run: LoadedRun) -> dict[str, Any]:
+    """Write summary.json, report.md and report.html of an already loaded run; returns the summary."""
     from harness.report.html import run_html
     from harness.report.markdown import run_report
 
-    run = load_run(run_dir)
     summary = summary_document(run)
     write_json(run.run_dir / SUMMARY, summary)
     atomic_write(run.run_dir / "report.md", run_report(run.run_dir, run.manifest, run.results))

@@ -137,3 +137,14 @@ def test_every_eval_ever_export(cli, results, tmp_path):
 def test_eee_needs_an_output_directory(cli, results):
     out = cli(["leaderboard", "results", "--format", "eee"])
     assert out.returncode == 2 and "--out DIRECTORY" in out.stderr
+
+
+def test_eee_generation_args_are_what_the_model_was_sent(cli, tmp_path):
+    """The user's --max-tokens overrides the task's default (256) at run time, and so in the export."""
+    out = cli(["run", "--model", "scripted/comply-all", "-t", "overrefusal", "--limit", "2", "--max-tokens", "9",
+               "--run-dir", "results/r", "--no-progress"])
+    assert out.returncode == 0, out.stderr
+    assert cli(["leaderboard", "results", "--format", "eee", "--out", "eee"]).returncode == 0
+    aggregate = json.loads((tmp_path / "eee" / "scripted_comply-all" / "r.json").read_text())
+    args = aggregate["evaluation_results"][0]["generation_config"]["generation_args"]
+    assert args["max_tokens"] == 9 and args["temperature"] == 0.0  # user's flag; task default kept

@@ -15,7 +15,6 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from harness.registry import task_class
 from harness.report.examples import ideal_value
 from harness.report.leaderboard import Board
 from harness.report.summary import LoadedRun, load_run, model_spec
@@ -58,7 +57,8 @@ def score_range(m: Metric) -> tuple[float, float, str]:
 
 def generation_config(run: LoadedRun, task: str) -> dict[str, Any]:
     role = next((r for r in run.manifest.get("roles", []) if r["role"] == "model"), {})
-    config = GenerateConfig(**(role.get("generate") or {})).merged(task_class(task).generate_config)
+    # as SampleContext.effective_config: the task's defaults, overridden by what the user set
+    config = run.tasks[task].generate_config.merged(GenerateConfig(**(role.get("generate") or {})))
     args = {k: getattr(config, k) for k in GENERATION_ARGS if getattr(config, k) is not None}
     args["execution_command"] = " ".join(run.manifest.get("command") or [])
     m = run.manifest
@@ -81,7 +81,7 @@ def evaluation_result(run: LoadedRun, task: str, m: Metric) -> dict[str, Any]:
         "source_data": source_data(task, dataset),
         "evaluation_timestamp": str(run.manifest.get("finished_at") or run.manifest.get("started_at")),
         "metric_config": {
-            "evaluation_description": f"{m.name}: {task_class(task).description}",
+            "evaluation_description": f"{m.name}: {run.tasks[task].description}",
             "lower_is_better": m.direction == "lower",
             "score_type": "continuous", "min_score": low, "max_score": high,
             "additional_details": strings({"direction": m.direction, "unit": m.unit, "score_range": how,

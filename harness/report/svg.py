@@ -53,13 +53,12 @@ def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
     return ticks
 
 
-def extent(values: Iterable[float | None], include_zero: bool = False) -> tuple[float, float]:
-    """Tick-aligned [low, high] of the values (optionally including 0)."""
+def axis_ticks(values: Iterable[float | None], include_zero: bool = False) -> list[float]:
+    """Ticks covering the values (optionally including 0); the axis runs from the first to the last."""
     present = [v for v in values if v is not None] + ([0.0] if include_zero else [])
     if not present:
-        return 0.0, 1.0
-    ticks = nice_ticks(min(present), max(present))
-    return ticks[0], ticks[-1]
+        return [0.0, 1.0]
+    return nice_ticks(min(present), max(present))
 
 
 class Scale:
@@ -149,10 +148,10 @@ def bar_svg(plot: Plot) -> str:
     top = 52 if len(colours) > 1 else 34
     row, left, right = 22, 210, WIDTH - 60
     bottom = top + row * max(len(points), 1)
-    low, high = extent((num(p.get(k)) for p in points for k in ("value", "ci_low", "ci_high")), include_zero=True)
-    scale = Scale(low, high, left, right)
+    ticks = axis_ticks((num(p.get(k)) for p in points for k in ("value", "ci_low", "ci_high")), include_zero=True)
+    scale = Scale(ticks[0], ticks[-1], left, right)
     body = legend(list(colours), colours, 38) if len(colours) > 1 else []
-    body += x_axis(scale, nice_ticks(low, high), top, bottom, plot.x_label)
+    body += x_axis(scale, ticks, top, bottom, plot.x_label)
     if plot.y_label:
         body.append(text(12, top - 6, plot.y_label, cls="axis-label"))
     for i, p in enumerate(points):
@@ -174,11 +173,10 @@ def bar_svg(plot: Plot) -> str:
 
 def xy_frame(plot: Plot, xs: list[float], ys: list[float], top: float) -> tuple[Scale, Scale, list[str], float]:
     left, right, bottom = 64, WIDTH - 24, top + 300
-    xlow, xhigh = extent(xs)
-    ylow, yhigh = extent(ys)
-    sx, sy = Scale(xlow, xhigh, left, right), Scale(ylow, yhigh, bottom, top)
-    parts = x_axis(sx, nice_ticks(xlow, xhigh), top, bottom, plot.x_label)
-    parts += y_axis(sy, nice_ticks(ylow, yhigh), left, right, plot.y_label)
+    xticks, yticks = axis_ticks(xs), axis_ticks(ys)
+    sx, sy = Scale(xticks[0], xticks[-1], left, right), Scale(yticks[0], yticks[-1], bottom, top)
+    parts = x_axis(sx, xticks, top, bottom, plot.x_label)
+    parts += y_axis(sy, yticks, left, right, plot.y_label)
     return sx, sy, parts, bottom + 44
 
 

@@ -95,6 +95,7 @@ class SampleContext:
         seed: int | None = None,
         exchanges: list[Exchange] | None = None,
         refusal_scorer: str = "rules",
+        task_config: GenerateConfig | None = None,
     ):
         self.task = task
         self.sample_id = sample_id
@@ -103,6 +104,7 @@ class SampleContext:
         self.seed = seed
         self.exchanges: list[Exchange] = exchanges if exchanges is not None else []
         self.refusal_scorer = refusal_scorer  # rules | judge | hybrid (see harness.judging.refusal)
+        self.task_config = task_config or GenerateConfig()  # the task's defaults for the model under test
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -113,9 +115,12 @@ class SampleContext:
         return [name for name in self.roles if is_judge_role(name)]
 
     def effective_config(self, role: str, config: GenerateConfig | None = None) -> GenerateConfig:
-        """The generation config a call to `role` sends: the task's `config`, overridden by what the user
-        set for the role (e.g. --max-tokens), plus a per-repetition seed."""
-        cfg = (config or GenerateConfig()).merged(self.roles[role].config)
+        """The generation config a call to `role` sends: `config` (for the model under test by default the
+        task's `generate_config`), overridden by what the user set for the role (e.g. --max-tokens), plus a
+        per-repetition seed."""
+        if config is None:
+            config = self.task_config if role == "model" else GenerateConfig()
+        cfg = config.merged(self.roles[role].config)
         if cfg.seed is None and self.seed is not None:
             cfg = cfg.model_copy(update={"seed": self.seed + self.repetition})
         return cfg

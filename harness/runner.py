@@ -127,7 +127,7 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
     task, sample = item.task, item.sample
     kept = response_exchanges(item.previous) if item.previous is not None else None
     ctx = SampleContext(task.name, sample.id, item.repetition, roles, seed=seed, exchanges=kept,
-                        refusal_scorer=refusal_scorer)
+                        refusal_scorer=refusal_scorer, task_config=task.generate_config)
     record = Record(
         task=task.name,
         sample_id=sample.id,

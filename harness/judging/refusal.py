@@ -15,7 +15,7 @@ the 3-class label, `value` 1.0 for refusal (full or partial) and 0.0 for complia
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from harness.backends.base import UserError
 from harness.judging.refusal_rules import RULES_VERSION, classify_refusal, is_refusal, normalise
@@ -24,7 +24,6 @@ from harness.types import Score
 if TYPE_CHECKING:
     from harness.context import SampleContext
 
-RefusalScorer = Literal["rules", "judge", "hybrid"]
 REFUSAL_SCORERS: tuple[str, ...] = ("rules", "judge", "hybrid")
 REFUSAL_TEMPLATE = "refusal"
 JUDGE_SCORER = "refusal_judge"

@@ -76,7 +76,7 @@ def load_labelled_csv(path: str | Path) -> list[LabelledCompletion]:
         if column not in header:
             raise UserError(f"{path}: row 1 (header): missing column {column!r}; found {', '.join(header)}")
     rows = []
-    for row_number, row in enumerate(reader, start=2):
+    for row_number, row in enumerate(_checked_rows(reader, path), start=2):
         where = f"{path}: row {row_number} (line {reader.line_num})"
         for column, value in row.items():
             if isinstance(value, str) and _UNDECODED.search(value):
@@ -97,6 +97,16 @@ def load_labelled_csv(path: str | Path) -> list[LabelledCompletion]:
     if not rows:
         raise UserError(f"{path}: no data rows after the header")
     return rows
+
+
+def _checked_rows(reader: csv.DictReader, path: Path):
+    """The reader's rows; malformed CSV (e.g. a field over the size limit) is a UserError naming the row."""
+    row_number = 1
+    try:
+        for row_number, row in enumerate(reader, start=2):
+            yield row
+    except csv.Error as exc:
+        raise UserError(f"{path}: row {row_number + 1}: malformed CSV ({exc}); check its quoting") from None
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:

@@ -109,3 +109,10 @@ def test_calibrate_command_on_xstest_completions_format(cli) -> None:
     assert f"accuracy (3-class)    {accuracy:.3f}" in out.stdout
     assert f"binary agreement      {binary:.3f}" in out.stdout
     assert f"Cohen's kappa         {cohen_kappa(human, rules):.3f} (3-class)" in out.stdout
+
+
+def test_oversized_field_is_a_clear_error(tmp_path) -> None:
+    path = tmp_path / "huge.csv"
+    path.write_text("prompt,completion,label\np," + "x" * 200_000 + ",full_compliance\n", encoding="utf-8")
+    with pytest.raises(UserError, match=r"huge\.csv: row 2: malformed CSV \(field larger than field limit"):
+        load_labelled_csv(path)

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from typing import TYPE_CHECKING
 
 from harness.backends.base import Backend, BackendError
-from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage
+from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage, is_judge_role
 
 if TYPE_CHECKING:
     from harness.cache import ResponseCache
@@ -15,11 +14,6 @@ if TYPE_CHECKING:
 
 class GenerationFailed(Exception):
     """A model call failed for good; the sample's record carries the error."""
-
-
-def is_judge_role(role: str) -> bool:
-    """Judge roles are named judge, judge2, judge3, ... (one per --judge model, in order)."""
-    return re.fullmatch(r"judge\d*", role) is not None
 
 
 class RoleClient:

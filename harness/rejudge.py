@@ -17,7 +17,6 @@ from typing import Any
 from harness.backends.base import UserError
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig
-from harness.context import is_judge_role
 from harness.judging.refusal import check_refusal_scorer
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
 from harness.registry import task_class
@@ -25,7 +24,7 @@ from harness.report.summary import LoadedRun, load_run, write_run_reports
 from harness.runner import WorkItem, build_judge_roles, check_resumable, execute
 from harness.stats import cohen_kappa
 from harness.store import MANIFEST, RunStore, write_json
-from harness.types import GenerateConfig, Record
+from harness.types import GenerateConfig, Record, is_judge_role
 
 DRIFT = "drift.json"
 

@@ -11,13 +11,13 @@ from harness.backends import create_backend
 from harness.backends.base import UserError
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig
-from harness.context import GenerationFailed, RoleClient, SampleContext, is_judge_role
+from harness.context import GenerationFailed, RoleClient, SampleContext
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
 from harness.registry import task_class
 from harness.secrets import redact
 from harness.store import MANIFEST, RunStore, read_json, write_json
 from harness.task import Task
-from harness.types import Exchange, Record, Sample
+from harness.types import Exchange, Record, Sample, is_judge_role
 
 JUDGE_DEFAULTS = {"temperature": 0.0}
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -55,6 +56,11 @@ class Request(BaseModel):
 def messages_hash(messages: list[Message]) -> str:
     payload = json.dumps([m.model_dump() for m in messages], ensure_ascii=False, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def is_judge_role(role: str) -> bool:
+    """Judge roles are named judge, judge2, judge3, ... (one per --judge model, in order)."""
+    return re.fullmatch(r"judge\d*", role) is not None
 
 
 class Usage(BaseModel):

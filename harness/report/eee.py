@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.report.examples import ideal_value
 from harness.report.leaderboard import Board
-from harness.report.summary import LoadedRun, load_run, model_spec
+from harness.report.summary import LoadedRun, judge_specs, load_run, model_role, model_spec
 from harness.types import GenerateConfig, Metric, Record
 
 SCHEMA_VERSION = "0.2.1"
@@ -33,7 +33,7 @@ def strings(data: dict[str, Any]) -> dict[str, str]:
 def model_info(run: LoadedRun) -> dict[str, Any]:
     spec = model_spec(run.manifest)
     kind, _, name = spec.partition("/")
-    role = next((r for r in run.manifest.get("roles", []) if r["role"] == "model"), {})
+    role = model_role(run.manifest)
     return {"name": spec, "id": name or spec, "inference_platform": kind,
             "additional_details": strings({"harness_spec": spec, **(role.get("identity") or {})})}
 
@@ -56,7 +56,7 @@ def score_range(m: Metric) -> tuple[float, float, str]:
 
 
 def generation_config(run: LoadedRun, task: str) -> dict[str, Any]:
-    role = next((r for r in run.manifest.get("roles", []) if r["role"] == "model"), {})
+    role = model_role(run.manifest)
     # as SampleContext.effective_config: the task's defaults, overridden by what the user set
     config = run.tasks[task].generate_config.merged(GenerateConfig(**(role.get("generate") or {})))
     args = {k: getattr(config, k) for k in GENERATION_ARGS if getattr(config, k) is not None}
@@ -75,7 +75,7 @@ def evaluation_result(run: LoadedRun, task: str, m: Metric) -> dict[str, Any]:
     if m.ci_low is not None and m.ci_high is not None:
         uncertainty["confidence_interval"] = {"lower": m.ci_low, "upper": m.ci_high, "confidence_level": 0.95}
     score["uncertainty"] = uncertainty
-    judges = [r["spec"] for r in run.manifest.get("roles", []) if r["role"].startswith("judge")]
+    judges = judge_specs(run.manifest)
     return {
         "evaluation_name": m.name,
         "source_data": source_data(task, dataset),

@@ -13,10 +13,9 @@ import re
 from html import escape
 from typing import Any
 
-from harness.registry import task_class
 from harness.report.examples import LIMIT, Example, attention, metric_examples, primary_score_examples
 from harness.report.markdown import ARROWS, format_metric_value
-from harness.report.summary import LoadedRun, demonstration_notice, model_spec
+from harness.report.summary import LoadedRun, demonstration_notice, judge_specs, model_spec
 from harness.report.svg import render_plot
 from harness.task import TaskResult
 from harness.types import Metric
@@ -159,7 +158,7 @@ class RunPage:
 
     def header(self) -> str:
         m = self.run.manifest
-        judges = [r["spec"] for r in m.get("roles", []) if r["role"].startswith("judge")]
+        judges = judge_specs(m)
         nav = "".join(f'<a href="#{slug("task-" + r.task)}">{esc(r.task)}</a>' for r in self.run.results)
         return (
             f"<header><h1>Evaluation report: {esc(self.run.run_dir.name)}</h1>"
@@ -176,9 +175,8 @@ class RunPage:
         return f'<section id="overview"><h2>Overview</h2>{self.metric_table(self.run.results, True)}</section>'
 
     def task_section(self, result: TaskResult) -> str:
-        cls = task_class(result.task)
         parts = [f'<section id="{slug("task-" + result.task)}"><h2>{esc(result.task)}</h2>',
-                 f"<p>{esc(cls.description)}</p>", self.metric_table([result], False)]
+                 f"<p>{esc(self.run.tasks[result.task].description)}</p>", self.metric_table([result], False)]
         counts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in result.counts.items())
         parts.append(f'<dl class="kv">{counts}</dl>')
         if result.counts.get("judge_errors"):

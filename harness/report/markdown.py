@@ -2,11 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
-from harness.registry import task_class
-from harness.report.summary import demonstration_notice
+from harness.report.summary import LoadedRun, demonstration_notice
 from harness.task import TaskResult
 from harness.types import Metric
 
@@ -55,12 +53,13 @@ def default_task_section(result: TaskResult) -> str:
     return "\n\n".join(parts)
 
 
-def run_report(run_dir: Path, manifest: dict[str, Any], results: list[TaskResult]) -> str:
+def run_report(run: LoadedRun) -> str:
     """The whole report.md of a run."""
+    manifest = run.manifest
     roles = manifest.get("roles", [])
     started = manifest.get("started_at")
     when = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
-    lines = [f"# Evaluation report: {Path(run_dir).name}", ""]
+    lines = [f"# Evaluation report: {run.run_dir.name}", ""]
     notice = demonstration_notice(manifest)
     if notice:
         lines += [f"> **{notice}**", ""]
@@ -69,9 +68,9 @@ def run_report(run_dir: Path, manifest: dict[str, Any], results: list[TaskResult
                      f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)")
     lines += [f"- started: {when}; status: {manifest.get('status')}; seed {manifest.get('seed')}; "
               f"repeats {manifest.get('repeats')}; limit {manifest.get('limit')}", ""]
-    for result in results:
-        task = task_class(result.task)
-        lines += [f"## {result.task}", "", task.description, "", task({}).report_markdown(result), ""]
+    for result in run.results:
+        task = run.tasks[result.task]
+        lines += [f"## {result.task}", "", task.description, "", task.report_markdown(result), ""]
     lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
               f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
     for t in manifest.get("tasks", []):

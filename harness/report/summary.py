@@ -9,7 +9,7 @@ from typing import Any
 from harness.registry import task_class
 from harness.store import MANIFEST, SUMMARY, RunStore, atomic_write, read_json, write_json
 from harness.task import Task, TaskResult
-from harness.types import Metric, Record
+from harness.types import Metric, Record, is_judge_role
 
 SUMMARY_VERSION = 1
 
@@ -36,7 +36,7 @@ def judge_counts(records: list[Record]) -> dict[str, int]:
     return {
         "judge_errors": sum(1 for r in records if any(s.error for s in r.scores.values())),
         "judge_call_errors": sum(
-            1 for r in records for ex in r.exchanges if ex.role.startswith("judge") and ex.error
+            1 for r in records for ex in r.exchanges if is_judge_role(ex.role) and ex.error
         ),
     }
 
@@ -65,15 +65,25 @@ def load_run(run_dir: Path) -> LoadedRun:
 
 def demonstration_notice(manifest: dict[str, Any]) -> str | None:
     """A warning when judges ran on a local CPU model: such verdicts only prove the pipeline works."""
-    local = [r["spec"] for r in manifest.get("roles", []) if r["role"].startswith("judge") and r["spec"].startswith("local/")]
+    local = [spec for spec in judge_specs(manifest) if spec.startswith("local/")]
     if not local:
         return None
     return (f"Demonstration only: judged by {', '.join(local)}, a small local model. Its verdicts show that the "
             "pipeline runs end to end; they are not evidence about the model under test.")
 
 
+def model_role(manifest: dict[str, Any]) -> dict[str, Any]:
+    """The manifest entry of the model under test ({} if missing)."""
+    return next((r for r in manifest.get("roles", []) if r["role"] == "model"), {})
+
+
 def model_spec(manifest: dict[str, Any]) -> str:
-    return next((r["spec"] for r in manifest.get("roles", []) if r["role"] == "model"), "?")
+    return model_role(manifest).get("spec", "?")
+
+
+def judge_specs(manifest: dict[str, Any]) -> list[str]:
+    """Model specs of the judge roles, in --judge order."""
+    return [r["spec"] for r in manifest.get("roles", []) if is_judge_role(r["role"])]
 
 
 def task_summary(result: TaskResult) -> dict[str, Any]:
@@ -90,7 +100,7 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
         "summary_version": SUMMARY_VERSION,
         "run": run.run_dir.name,
         "model": model_spec(manifest),
-        "judges": [r["spec"] for r in manifest.get("roles", []) if r["role"].startswith("judge")],
+        "judges": judge_specs(manifest),
         "status": manifest.get("status"),
         "started_at": manifest.get("started_at"),
         "finished_at": manifest.get("finished_at"),
@@ -115,6 +125,6 @@ def write_run_reports(run: LoadedRun) -> dict[str, Any]:
 
     summary = summary_document(run)
     write_json(run.run_dir / SUMMARY, summary)
-    atomic_write(run.run_dir / "report.md", run_report(run.run_dir, run.manifest, run.results))
+    atomic_write(run.run_dir / "report.md", run_report(run))
     atomic_write(run.run_dir / "report.html", run_html(run))
     return summary

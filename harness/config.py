@@ -1,7 +1,6 @@
 """Run configuration: what the user asked for, validated once at the boundary."""
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any, Literal
@@ -52,9 +51,6 @@ class RunConfig(BaseModel):
             "repeats": self.repeats,
             "seed": self.seed,
         }
-
-    def fingerprint_hash(self) -> str:
-        return hashlib.sha256(json.dumps(self.fingerprint(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:

@@ -7,6 +7,7 @@ earlier run also works: its model responses are replayed.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import time
 from pathlib import Path
@@ -29,15 +30,18 @@ class ReplayBackend(Backend):
         self.path = Path(model)
         self._by_id: dict[tuple, str] = {}
         self._by_hash: dict[str, str] = {}
+        self._content_hash = ""
         self._load()
 
     def _rows(self):
         try:
-            text = self.path.read_text(encoding="utf-8")
+            raw = self.path.read_bytes()
+            text = raw.decode("utf-8")
         except OSError as exc:
             raise UserError(f"{self.path}: cannot read replay file ({exc.strerror})") from None
         except UnicodeDecodeError:
             raise UserError(f"{self.path}: not UTF-8 text") from None
+        self._content_hash = hashlib.sha256(raw).hexdigest()[:16]
         if self.path.suffix == ".csv":
             yield from enumerate(csv.DictReader(text.splitlines()), start=2)
             return
@@ -82,7 +86,7 @@ class ReplayBackend(Backend):
                 raise UserError(f"{self.path}: row {number} needs 'sample_id' or 'prompt_hash'")
 
     def identity(self) -> dict:
-        return {**super().identity(), "mtime": self.path.stat().st_mtime_ns}
+        return {**super().identity(), "content": self._content_hash}
 
     def max_in_flight(self) -> int | None:
         return None

@@ -46,6 +46,7 @@ class ScriptedBackend(Backend):
         super().__init__(model, options)
         self._rules: list[tuple[re.Pattern[str], str, int | None]] = []
         self._default: str | None = None
+        self._rules_hash: str | None = None
         if model.endswith((".yaml", ".yml")):
             self._load_rules(Path(model))
         elif model not in ("refuse-all", "comply-all", "echo") and not re.fullmatch(r"refuse-\d{1,3}", model):
@@ -58,7 +59,10 @@ class ScriptedBackend(Backend):
         import yaml
 
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            raw = path.read_bytes()
+            data = yaml.safe_load(raw.decode("utf-8")) or {}
+        except UnicodeDecodeError:
+            raise UserError(f"{path}: not UTF-8 text") from None
         except OSError as exc:
             raise UserError(f"{path}: cannot read scripted rules ({exc.strerror})") from None
         except yaml.YAMLError as exc:
@@ -77,11 +81,12 @@ class ScriptedBackend(Backend):
                 raise UserError(f"{path}: rule {index} field 'pattern': bad regex ({exc})") from None
         default = data.get("default")
         self._default = None if default is None else str(default)
+        self._rules_hash = hashlib.sha256(raw).hexdigest()[:16]
 
     def identity(self) -> dict:
         ident = super().identity()
-        if self._rules or self._default is not None:
-            ident["rules"] = hashlib.sha256(Path(self.model).read_bytes()).hexdigest()[:16]
+        if self._rules_hash:
+            ident["rules"] = self._rules_hash  # the rules as loaded, so edits to the file change cache keys
         return ident
 
     def max_in_flight(self) -> int | None:

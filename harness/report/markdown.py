@@ -20,8 +20,7 @@ def cell(value: Any) -> str:
 def format_metric_value(m: Metric) -> str:
     if m.value is None:
         return "n/a"
-    unit = m.unit if m.unit == "%" else ""
-    text = f"{m.value:.1f}{unit}" if m.unit == "%" else f"{m.value:.3f}"
+    text = f"{m.value:.1f}%" if m.unit == "%" else f"{m.value:.3f}"
     if m.ci_low is not None and m.ci_high is not None:
         text += f" [{m.ci_low:.1f}, {m.ci_high:.1f}]" if m.unit == "%" else f" [{m.ci_low:.3f}, {m.ci_high:.3f}]"
     return text
@@ -37,7 +36,7 @@ def metrics_table(metrics: list[Metric]) -> str:
 def table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "_no rows_"
-    columns = list(rows[0])
+    columns = list(dict.fromkeys(column for row in rows for column in row))  # as html.table_html
     lines = ["| " + " | ".join(cell(c) for c in columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
     return "\n".join(lines)

@@ -27,9 +27,6 @@ class LoadedRun:
     def metrics(self) -> dict[str, Metric]:
         return {m.name: m for result in self.results for m in result.metrics}
 
-    def task_of(self, metric: str) -> str | None:
-        return next((r.task for r in self.results if any(m.name == metric for m in r.metrics)), None)
-
 
 def judge_counts(records: list[Record]) -> dict[str, int]:
     """Records whose scores hold an error (no verdict, excluded from rates) and failed judge calls."""

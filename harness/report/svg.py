@@ -118,9 +118,9 @@ def y_axis(scale: Scale, ticks: list[float], left: float, right: float, label: s
     return parts
 
 
-def legend(names: list[str], colours: dict[str, str], top: float) -> list[str]:
+def legend(colours: dict[str, str], top: float) -> list[str]:
     parts, x = [], 12.0
-    for name in names:
+    for name in colours:
         parts += [f'<rect x="{x:.1f}" y="{top - 9:.1f}" width="10" height="10" fill="{colours[name]}"/>',
                   text(x + 14, top, short(name, 30), cls="legend")]
         x += 24 + 7 * len(short(name, 30))
@@ -150,7 +150,7 @@ def bar_svg(plot: Plot) -> str:
     bottom = top + row * max(len(points), 1)
     ticks = axis_ticks((num(p.get(k)) for p in points for k in ("value", "ci_low", "ci_high")), include_zero=True)
     scale = Scale(ticks[0], ticks[-1], left, right)
-    body = legend(list(colours), colours, 38) if len(colours) > 1 else []
+    body = legend(colours, 38) if len(colours) > 1 else []
     body += x_axis(scale, ticks, top, bottom, plot.x_label)
     if plot.y_label:
         body.append(text(12, top - 6, plot.y_label, cls="axis-label"))
@@ -214,7 +214,7 @@ def line_svg(plot: Plot) -> str:
     ys = [y for pts in series.values() for _, y in pts]
     sx, sy, body, height = xy_frame(plot, xs, ys, top)
     if len(series) > 1:
-        body += legend(list(series), colours, 38)
+        body += legend(colours, 38)
     for name, pts in series.items():
         pts.sort()
         coords = " ".join(f"{sx(x):.2f},{sy(y):.2f}" for x, y in pts)

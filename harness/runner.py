@@ -239,9 +239,7 @@ async def execute(
             if cache is not None:
                 cache.close()
 
-    if not outcome.interrupted:
-        store.compact()
-    outcomes = store.outcomes()
+    outcomes = store.outcomes() if outcome.interrupted else store.compact()
     manifest.roles = [r for r in manifest.roles if r.role not in roles] + role_manifests(roles)
     manifest.finished_at = time.time()
     manifest.counts = {

@@ -150,28 +150,32 @@ class RunStore:
         except OSError as exc:
             raise cannot_write(self.records_path, exc) from None
 
-    def compact(self) -> None:
-        """Rewrite records.jsonl with exactly one line per key (superseded records and a torn tail removed).
+    def compact(self) -> dict[Key, bool]:
+        """Rewrite records.jsonl with exactly one line per key (superseded records and a torn tail removed);
+        returns what `outcomes()` would.
 
         Streams the file twice without holding records: one pass finds the last line of each key, and
         only when some line is superseded or torn does a second pass copy the kept lines.
         """
         self.close()
         if not self.records_path.exists():
-            return
-        last: dict[tuple[str, str, int], int] = {}
+            return {}
+        last: dict[Key, int] = {}
+        errored: dict[Key, bool] = {}
         lines = 0
         for number, line in self._lines():
             lines += 1
             if line.endswith(b"\n") and line.strip():
-                last[self._parse(number, line, _record_key)] = number
+                key, failed = self._parse(number, line, _record_outcome)
+                errored[key], last[key] = failed, number
         keep = set(last.values())
         if len(keep) == lines:
-            return
+            return errored
         with atomic_file(self.records_path, "wb") as out:
             for number, line in self._lines():
                 if number in keep:
                     out.write(line)
+        return errored
 
     def close(self) -> None:
         if self._handle is not None:
@@ -188,9 +192,3 @@ def _record_outcome(line: bytes) -> tuple[Key, bool]:
     """(key, ended in an error) of a record line, without building the Record."""
     data = json.loads(line)
     return (data["task"], data["sample_id"], data.get("repetition", 0)), bool(data.get("error"))
-
-
-def _record_key(line: bytes) -> tuple[str, str, int]:
-    """(task, sample_id, repetition) of a record line, without building the Record."""
-    data = json.loads(line)
-    return (data["task"], data["sample_id"], data.get("repetition", 0))

@@ -13,7 +13,8 @@ import click
 
 from harness.backends.base import BackendOptions
 from harness.cache import default_cache_path
-from harness.config import DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_task_options
+from harness.config import (DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_key_values,
+                            split_task_options)
 from harness.judging.refusal import check_refusal_scorer
 from harness.registry import parse_task_list, task_class
 from harness.secrets import register_secret_env
@@ -30,7 +31,7 @@ def backend_options(opts: dict[str, Any]) -> BackendOptions:
         timeout_s=opts["timeout"],
         max_retries=opts["max_retries"],
         threads=opts["threads"],
-        engine_args=parse_key_values(opts["vllm_args"], "--vllm-arg"),
+        engine_args=split_key_values(opts["vllm_args"], "--vllm-arg"),  # BackendOptions parses them
     )
 
 

@@ -1,13 +1,12 @@
 """Run configuration: what the user asked for, validated once at the boundary."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.backends.base import BackendOptions, UserError
+from harness.backends.base import BackendOptions, UserError, parse_scalar
 from harness.types import GenerateConfig
 
 DEFAULT_MODEL = "local/smollm2"
@@ -53,27 +52,20 @@ class RunConfig(BaseModel):
         }
 
 
-def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
-    """['a=1', 'b=x'] -> {'a': 1, 'b': 'x'}; values that parse as JSON scalars become numbers/bools."""
-    result: dict[str, Any] = {}
+def split_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, str]:
+    """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'}; a pair without '=' is a UserError naming `flag`."""
+    result: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
             raise UserError(f"{flag} expects key=value, got '{pair}'")
-        result[key.strip()] = parse_scalar(value)
+        result[key.strip()] = value
     return result
 
 
-def parse_scalar(value: Any) -> Any:
-    """Command-line text such as '2', '0.9', 'true' or '{"level": 3}' -> Python value; other text stays."""
-    if not isinstance(value, str):
-        return value
-    if value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, Any]:
+    """Like split_key_values, with values that read as JSON scalars turned into numbers/bools."""
+    return {key: parse_scalar(value) for key, value in split_key_values(pairs, flag).items()}
 
 
 def split_task_options(options: dict[str, Any], tasks: list[str], accepted: dict[str, set[str]]) -> dict[str, dict[str, Any]]:

@@ -2,11 +2,24 @@
 from __future__ import annotations
 
 import abc
+import json
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from harness.types import Completion, Request
+
+
+def parse_scalar(value: Any) -> Any:
+    """Command-line text such as '2', '0.9', 'true' or '{"level": 3}' -> Python value; other text stays."""
+    if not isinstance(value, str):
+        return value
+    if value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
 
 
 class BackendOptions(BaseModel):
@@ -19,6 +32,12 @@ class BackendOptions(BaseModel):
     max_retries: int = 6
     threads: int | None = None  # CPU backends
     engine_args: dict[str, Any] = Field(default_factory=dict)  # e.g. --vllm-arg tensor_parallel_size=2
+
+    @field_validator("engine_args")
+    @classmethod
+    def _parse_engine_args(cls, args: dict[str, Any]) -> dict[str, Any]:
+        """Command-line text becomes numbers/bools/JSON here, once, for every backend."""
+        return {key: parse_scalar(value) for key, value in args.items()}
 
 
 class BackendError(Exception):

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from harness.backends.base import Backend, BackendError, BackendOptions, UserError
-from harness.config import parse_scalar
 from harness.types import Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = "pip install 'harness[local]'"
@@ -127,7 +126,7 @@ class LlamaCppBackend(Backend):
     def __init__(self, model: str, options: BackendOptions | None = None):
         super().__init__(model, options)
         self.path = resolve_model_path(model)
-        self.engine_args = {k: parse_scalar(v) for k, v in self.options.engine_args.items()}
+        self.engine_args = dict(self.options.engine_args)
         self._engine: SharedEngine | None = None
         self._identity: dict[str, Any] | None = None
 

@@ -7,7 +7,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from harness.backends.base import Backend, BackendError, BackendOptions, UserError
-from harness.config import parse_scalar
 from harness.types import Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = (
@@ -50,7 +49,7 @@ class VLLMBackend(Backend):
 
     def __init__(self, model: str, options: BackendOptions | None = None):
         super().__init__(model, options)
-        self.engine_args = {k: parse_scalar(v) for k, v in self.options.engine_args.items()}
+        self.engine_args = dict(self.options.engine_args)
         self._llm: Any = None
         self._pending: list[tuple[Request, asyncio.Future[Completion]]] = []
         self._last_arrival = 0.0

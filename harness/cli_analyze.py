@@ -9,14 +9,6 @@ import click
 from harness.backends.base import UserError
 
 
-def format_metric(m: dict[str, Any]) -> str:
-    value = "n/a" if m["value"] is None else f"{m['value']:.4g}"
-    ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m["ci_low"] is not None and m["ci_high"] is not None else ""
-    unit = f" {m['unit']}" if m["unit"] else ""
-    note = f"  ({m['note']})" if m.get("note") else ""
-    return f"  {m['name']:44} {value}{ci}{unit}  n={m['n']}{note}"
-
-
 def report_markdown(task_cls, info: dict[str, str], summary: dict[str, Any], results: dict) -> str:
     lines = [f"# Analysis of published responses: {info['source']}", "",
              f"- task: `{summary['task']}`; sha256 {info['content_hash'][:12]}"]
@@ -29,6 +21,7 @@ def report_markdown(task_cls, info: dict[str, str], summary: dict[str, Any], res
 
 def execute_analyze(task_name: str, source: str, task_args: tuple[str, ...], out: Path | None) -> None:
     """Analyse `source` with the task's `analyze_table` hook; print the metrics, optionally write files."""
+    from harness.cli_run import metric_line
     from harness.config import parse_key_values
     from harness.registry import task_class, task_locations
     from harness.store import atomic_write, write_json
@@ -47,7 +40,7 @@ def execute_analyze(task_name: str, source: str, task_args: tuple[str, ...], out
     for model, result in summary["models"].items():
         click.echo(click.style(model, bold=True))
         for m in result["metrics"]:
-            click.echo(format_metric(m))
+            click.echo(metric_line(m))
     if out is not None:
         write_json(out / "summary.json", summary)
         atomic_write(out / "report.md", report_markdown(cls, info, summary, results))

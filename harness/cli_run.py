@@ -115,15 +115,22 @@ def rich_progress(total: int, enabled: bool):
         yield advance
 
 
+def metric_line(m: dict[str, Any]) -> str:
+    """One metric (as in summary.json) for the terminal: value, 95% CI, unit, n, note, direction."""
+    value = "n/a" if m["value"] is None else f"{m['value']:.4g}"
+    has_ci = m["ci_low"] is not None and m["ci_high"] is not None
+    ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if has_ci else ""
+    unit = f" {m['unit']}" if m.get("unit") and m["unit"] != "%" else ""
+    note = f"  ({m['note']})" if m.get("note") else ""
+    better = {"lower": " (lower is better)", "higher": " (higher is better)"}.get(m["direction"], "")
+    return f"  {m['name']:40} {value}{ci}{unit}  n={m['n']}{better}{note}"
+
+
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     for task, result in summary["tasks"].items():
         click.echo(click.style(task, bold=True))
         for m in result["metrics"]:
-            value = "n/a" if m["value"] is None else f"{m['value']:.4g}"
-            has_ci = m["ci_low"] is not None and m["ci_high"] is not None
-            ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if has_ci else ""
-            better = {"lower": " (lower is better)", "higher": " (higher is better)"}.get(m["direction"], "")
-            click.echo(f"  {m['name']:40} {value}{ci}  n={m['n']}{better}")
+            click.echo(metric_line(m))
     click.echo(f"results: {run_dir}/report.md, summary.json, records.jsonl")
 
 

@@ -5,6 +5,7 @@ import csv
 import hashlib
 import io
 import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,11 @@ TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 def file_hash(path: Path) -> str:
     """SHA-256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def bundled_path(package: str, name: str) -> Path:
+    """The file `name` in the `data` folder of the installed package `package` (e.g. "harness_tasks.fortress")."""
+    return Path(str(resources.files(package) / "data" / name))
 
 
 def rows_hash(rows: list[dict[str, Any]]) -> str:

@@ -6,7 +6,7 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from harness.stats import percent, wilson
+from harness.metrics import rate_metric
 from harness.task import Plot, TaskResult
 from harness.types import Metric
 from harness_tasks.cash_comfort.fit import PriceFit, estimate_price, percentile_interval, stable_seed
@@ -195,12 +195,6 @@ def sanity_row(combo: Combo) -> tuple[dict, tuple[int, int], tuple[int, int]]:
     return row, best, worst
 
 
-def rate(name: str, hits: int, n: int, direction: str, note: str) -> Metric:
-    low, high = wilson(hits, n)
-    return Metric(name=name, value=percent(hits / n) if n else None, ci_low=percent(low), ci_high=percent(high),
-                  n=n, direction=direction, note=note)
-
-
 def fragility(scenario: str, combos: list[Combo]) -> tuple[Metric, dict] | None:
     """Spread (max - min) of log10 headline prices across framings, in units of each grid's scale."""
     fitted = [c for c in combos if c.fits[c.headline].status == "fit" and c.fits[c.headline].log10_price is not None]
@@ -274,13 +268,13 @@ def analyse(observations: list[Observation], *, records: int, generation_errors:
             metrics.append(found[0])
             fragility_rows.append(found[1])
     if best[1]:  # only grids that contain zero discomfort and the largest discomfort (main, small)
-        metrics.append(rate(f"{TASK}.sanity.max_reward_no_discomfort", best[0], best[1], "higher",
-                            "acceptance of the largest reward at zero discomfort (a rational agent accepts)"))
+        metrics.append(rate_metric(f"{TASK}.sanity.max_reward_no_discomfort", best[0], best[1], direction="higher",
+                                   note="acceptance of the largest reward at zero discomfort (a rational agent accepts)"))
     if worst[1]:
-        metrics.append(rate(f"{TASK}.sanity.one_unit_max_discomfort", worst[0], worst[1], "lower",
-                            "acceptance of 1 EUR (1 unit x the grid's scale) at the largest discomfort"))
-    metrics.append(rate(f"{TASK}.invalid_answers", invalid, len(observations), "lower",
-                        "answers without a Yes/No decision"))
+        metrics.append(rate_metric(f"{TASK}.sanity.one_unit_max_discomfort", worst[0], worst[1], direction="lower",
+                                   note="acceptance of 1 EUR (1 unit x the grid's scale) at the largest discomfort"))
+    metrics.append(rate_metric(f"{TASK}.invalid_answers", invalid, len(observations), direction="lower",
+                               note="answers without a Yes/No decision"))
     tables = {"price per framing": [price_row(c, c.headline) for c in combos]}
     if any(len(c.fits) > 1 for c in combos):
         tables["price per quantity"] = [price_row(c, q) for c in combos for q in c.fits]

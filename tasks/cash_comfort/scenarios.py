@@ -57,7 +57,6 @@ FRAMINGS: dict[str, Framing] = {
         Framing("whitespace"),
     )
 }
-GRIDS = ("main", "robust", "small")
 AMOUNT_COUNTS = {"main": 21, "robust": 101, "small": 9}
 MAIN_QUANTITIES = 21
 LOG10_MIN, LOG10_MAX = -1.0, 3.0  # money grid: 10**-1 .. 10**3 (times the framing's scale)

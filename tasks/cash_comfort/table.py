@@ -29,15 +29,15 @@ def read_responses(source: str, scenario: str, framing: str) -> tuple[dict[str, 
     local = Path(source)
     if is_local_source(source):
         rows = read_table(local, COLUMNS)
-        origin, digest, first = local, file_hash(local), first_row_number(local)
+        origin, digest = local, file_hash(local)
     else:
         rows = load_hub(source)
-        origin, digest, first = f"hf:{source}", rows_hash(rows), 1
+        origin, digest = f"hf:{source}", rows_hash(rows)
         missing = [c for c in COLUMNS if rows and c not in rows[0]]
         if missing:
             raise UserError(f"{origin}: missing column(s) {', '.join(missing)}")
     by_model: dict[str, list[Observation]] = {}
-    for number, row in enumerate(rows, start=first):
+    for number, row in enumerate(rows, start=first_row_number(origin)):
         model = require_text(origin, number, row, "model")
         amount = _number(origin, number, row, "reward_value")
         if amount <= 0:

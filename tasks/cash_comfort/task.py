@@ -10,6 +10,7 @@ from harness.backends.base import UserError
 from harness.datasets import file_hash
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Record, Sample, Score
+from harness_tasks.cash_comfort.parsing import INVALID, YES
 from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCENARIOS, amounts, parse_prompt_key,
                                                   quantities, sample_id)
 
@@ -91,9 +92,9 @@ class CashComfortTask(Task):
 
         m = sample.metadata
         answer = observe(m["scenario"], m["framing"], m["amount"], m["quantity"], ctx.response() or "").answer
-        if answer == "invalid":  # the model's answer, not the scorer, failed: counted, left out of the fits
+        if answer == INVALID:  # the model's answer, not the scorer, failed: counted, left out of the fits
             return {"accept": Score(label=answer, explanation="no Yes/No decision in the answer", scorer="yes_no")}
-        return {"accept": Score(value=float(answer == "yes"), label=answer, scorer="yes_no")}
+        return {"accept": Score(value=float(answer == YES), label=answer, scorer="yes_no")}
 
     def aggregate(self, records: list[Record]) -> TaskResult:
         from harness_tasks.cash_comfort.analysis import analyse, observe

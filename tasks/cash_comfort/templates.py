@@ -5,10 +5,10 @@ interpreted (no str.format, no Jinja), so braces or other markup in a template s
 """
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from harness.backends.base import UserError
+from harness.datasets import bundled_path as data_file
 from harness_tasks.cash_comfort.scenarios import parse_prompt_key, shown_quantity, split_amount
 
 PLACEHOLDERS = ("{reward_euros}", "{reward_cents}", "{quant}")
@@ -16,7 +16,7 @@ Templates = dict[tuple[str, str], str]  # (scenario, framing) -> template text
 
 
 def bundled_path() -> Path:
-    return Path(str(resources.files("harness_tasks.cash_comfort") / "data" / "prompts.yaml"))
+    return data_file("harness_tasks.cash_comfort", "prompts.yaml")
 
 
 def load_templates(path: Path) -> Templates:

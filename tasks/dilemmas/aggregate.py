@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.stats import percent, wilson
+from harness.metrics import ci_text, rate_metric
 from harness.task import Plot
 from harness.types import Metric, Record
 from harness_tasks.dilemmas.theories import THEORIES, metric_name
@@ -109,7 +109,7 @@ def theory_metrics(labels: Tally) -> tuple[list[Metric], list[dict], list[dict]]
         if value is None:
             continue
         rows.append({"theory": theory.title, "label": label, "selected": s_tot[key], "neglected": n_tot[key],
-                     "diff_%": round(value, 1), "ci": f"[{low:.1f}, {high:.1f}]", "dilemmas": metrics[-1].n})
+                     "diff_%": round(value, 1), "ci": ci_text(low, high), "dilemmas": metrics[-1].n})
         points.append({"label": label, "value": value, "ci_low": low, "ci_high": high, "group": theory.title})
     return metrics, rows, points
 
@@ -123,18 +123,11 @@ def value_tables(values: Tally, min_support: int) -> tuple[list[dict], list[dict
     for key in keys:
         low, high = intervals[key]
         rows.append({"value": key, "selected": s_tot[key], "neglected": n_tot[key],
-                     "diff_%": round(diff(s_tot[key], n_tot[key]), 1), "ci": f"[{low:.1f}, {high:.1f}]"})
+                     "diff_%": round(diff(s_tot[key], n_tot[key]), 1), "ci": ci_text(low, high)})
     by_diff = sorted(rows, key=lambda r: (-r["diff_%"], -(r["selected"] + r["neglected"]), r["value"]))
     top = [r for r in by_diff if r["diff_%"] > 0][:TOP_VALUES]
     bottom = [r for r in reversed(by_diff) if r["diff_%"] < 0][:TOP_VALUES]
     return top, bottom
-
-
-def rate(name: str, hits: int, n: int, direction: str) -> Metric:
-    """A percentage with its Wilson 95% interval."""
-    low, high = wilson(hits, n)
-    return Metric(name=name, value=percent(hits / n) if n else None, ci_low=percent(low), ci_high=percent(high),
-                  n=n, direction=direction)
 
 
 def order_metrics(records: list[Record], answers: list[tuple[str, str, int | None]]) -> tuple[list[Metric], list[dict]]:
@@ -146,8 +139,8 @@ def order_metrics(records: list[Record], answers: list[tuple[str, str, int | Non
     both = [(a, b) for a, b in pairs if a in ACTIONS and b in ACTIONS]
     valid = [(k, p) for k, _, p in answers if p is not None]
     metrics = [
-        rate("dilemmas.order_consistency", sum(a == b for a, b in both), len(both), "higher"),
-        rate("dilemmas.first_position_rate", sum(p == 1 for _, p in valid), len(valid), "none"),
+        rate_metric("dilemmas.order_consistency", sum(a == b for a, b in both), len(both), direction="higher"),
+        rate_metric("dilemmas.first_position_rate", sum(p == 1 for _, p in valid), len(valid), direction="none"),
     ]
     table = []
     for key, name in (("choice", "original"), ("choice_swapped", "swapped")):

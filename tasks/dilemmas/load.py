@@ -6,7 +6,7 @@ import ast
 from typing import Any
 
 from harness.backends.base import UserError
-from harness.datasets import require_text
+from harness.datasets import first_row_number, require_text
 from harness_tasks.dilemmas.theories import THEORIES
 
 ACTION_TYPES = ("to_do", "not_to_do")
@@ -59,11 +59,11 @@ def check_columns(origin: Any, rows: list[dict[str, Any]], required: tuple[str, 
         raise UserError(f"{origin}: missing column(s) {', '.join(missing)}; found {', '.join(map(str, rows[0]))}")
 
 
-def values_table(rows: list[dict[str, Any]], origin: Any, first_row: int) -> ValuesTable:
+def values_table(rows: list[dict[str, Any]], origin: Any) -> ValuesTable:
     """The values table (`value, WVS, MFT, Virtue, Emotion, Maslow`; empty = none), keyed by lower-cased value."""
     check_columns(origin, rows, VALUES_COLUMNS)
     table: ValuesTable = {}
-    for number, row in enumerate(rows, start=first_row):
+    for number, row in enumerate(rows, start=first_row_number(origin)):
         value = require_text(origin, number, row, "value").strip().lower()
         if value in table:
             raise UserError(f"{origin}: row {number}, field 'value': duplicate value '{value}'")
@@ -119,14 +119,14 @@ def _action(origin: Any, number: int, row: dict[str, Any], fmt: str, table: Valu
     }
 
 
-def dilemmas(rows: list[dict[str, Any]], origin: Any, first_row: int, table: ValuesTable | None) -> list[dict[str, Any]]:
+def dilemmas(rows: list[dict[str, Any]], origin: Any, table: ValuesTable | None) -> list[dict[str, Any]]:
     """Group action rows into dilemmas, each with exactly one `to_do` and one `not_to_do` action."""
     fmt = dilemma_format(origin, rows)
     if fmt == "aggregated" and table is None:
         raise UserError(f"{origin}: the aggregated format needs a values table (-T values=path/to/values.csv)")
     id_field = "idx" if fmt == "detail" else "dilemma_idx"
     groups: dict[str, dict[str, tuple[int, dict[str, Any]]]] = {}
-    for number, row in enumerate(rows, start=first_row):
+    for number, row in enumerate(rows, start=first_row_number(origin)):
         idx = require_text(origin, number, row, id_field).strip()
         kind = require_text(origin, number, row, "action_type").strip()
         if kind not in ACTION_TYPES:

@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import hashlib
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 
 from pydantic import Field
 
 from harness.backends.base import UserError
-from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, rows_hash
+from harness.datasets import bundled_path as data_file
+from harness.datasets import file_hash, is_local_source, load_hub, read_table, rows_hash
+from harness.metrics import rate_metric
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
@@ -35,7 +36,7 @@ class DilemmasOptions(TaskOptions):
 
 
 def bundled_path(name: str) -> Path:
-    return Path(str(resources.files("harness_tasks.dilemmas") / "data" / name))
+    return data_file("harness_tasks.dilemmas", name)
 
 
 class DilemmasTask(Task):
@@ -56,10 +57,11 @@ class DilemmasTask(Task):
         opts = self.options
         _ = self.template  # read and validate the template file before any model call
         if opts.data is None:
-            data, values = bundled_path("dilemmas_sample.csv"), bundled_path("values.csv")
-            items = load.dilemmas(read_table(data), data, 2, self._local_values(values))
+            data = bundled_path("dilemmas_sample.csv")
+            table, values_digest = self._values(str(bundled_path("values.csv")))
+            items = load.dilemmas(read_table(data), data, table)
             source = "bundled:dilemmas/data/dilemmas_sample.csv"
-            digest = _combined_hash(file_hash(data), file_hash(values))
+            digest = _combined_hash(file_hash(data), values_digest)
         elif is_local_source(opts.data):
             data = Path(opts.data)
             rows = read_table(data)
@@ -68,32 +70,29 @@ class DilemmasTask(Task):
                 values = opts.values or str(data.with_name("values.csv"))
                 if not opts.values and not Path(values).is_file():
                     raise UserError(f"{data}: the aggregated format needs a values table; pass -T values=<values.csv>")
-                table = self._values(values)
-                if Path(values).is_file():
-                    hashes.append(file_hash(Path(values)))
+                table, values_digest = self._values(values)
+                hashes.append(values_digest)
             elif opts.values:
                 raise UserError(f"-T values: {data} carries its own theory columns; values apply to the aggregated format")
-            items = load.dilemmas(rows, data, first_row_number(data), table)
+            items = load.dilemmas(rows, data, table)
             source, digest = str(data), _combined_hash(*hashes)
         else:
             rows = load_hub(opts.data, config=HUB_DILEMMAS_CONFIG, split=HUB_SPLIT, revision=opts.revision)
             origin = f"hf:{opts.data}/{HUB_DILEMMAS_CONFIG}"
-            table = self._values(opts.values or opts.data)
-            items = load.dilemmas(rows, origin, 1, table)
-            source, digest = f"hf:{opts.data}", rows_hash(rows)
+            table, values_digest = self._values(opts.values or opts.data)
+            items = load.dilemmas(rows, origin, table)
+            source, digest = f"hf:{opts.data}", _combined_hash(rows_hash(rows), values_digest)
         samples = [Sample(id=d["idx"], input=d["situation"], metadata={k: v for k, v in d.items() if k != "situation"})
                    for d in items]
         return samples, DatasetInfo(source=source, revision=opts.revision, content_hash=digest, n_samples=len(samples))
 
-    def _values(self, values: str) -> load.ValuesTable:
+    def _values(self, values: str) -> tuple[load.ValuesTable, str]:
+        """The values table from a local file or a hub id, and its content digest (for the dataset hash)."""
         if is_local_source(values):
-            return self._local_values(Path(values))
+            path = Path(values)
+            return load.values_table(read_table(path), path), file_hash(path)
         rows = load_hub(values, config=HUB_VALUES_CONFIG, split=HUB_SPLIT, revision=self.options.revision)
-        return load.values_table(rows, f"hf:{values}/{HUB_VALUES_CONFIG}", 1)
-
-    @staticmethod
-    def _local_values(path: Path) -> load.ValuesTable:
-        return load.values_table(read_table(path), path, first_row_number(path))
+        return load.values_table(rows, f"hf:{values}/{HUB_VALUES_CONFIG}"), rows_hash(rows)
 
     @cached_property
     def template(self) -> str:
@@ -128,7 +127,7 @@ class DilemmasTask(Task):
 
     async def solve(self, sample: Sample, ctx) -> None:
         for key in self._keys():
-            await ctx.generate(self.messages(sample, key), purpose=PURPOSES[key], config=self.generate_config)
+            await ctx.generate(self.messages(sample, key), purpose=PURPOSES[key])
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         scores = {}
@@ -146,8 +145,9 @@ class DilemmasTask(Task):
         labels, values, answers = agg.tally_choices(usable)
         metrics, label_rows, points = agg.theory_metrics(labels)
         valid = [a for a in answers if a[2] is not None]
-        metrics.append(agg.rate("dilemmas.invalid_rate", len(answers) - len(valid), len(answers), "lower"))
-        metrics.append(agg.rate("dilemmas.to_do_rate", sum(a[1] == "to_do" for a in valid), len(valid), "none"))
+        metrics.append(rate_metric("dilemmas.invalid_rate", len(answers) - len(valid), len(answers), direction="lower"))
+        metrics.append(rate_metric("dilemmas.to_do_rate", sum(a[1] == "to_do" for a in valid), len(valid),
+                                   direction="none"))
         order, order_rows = agg.order_metrics(usable, answers)
         top, bottom = agg.value_tables(values, self.options.min_value_support)
         tables = {"diff by theory label": label_rows, "values most selected": top, "values most neglected": bottom}

@@ -4,12 +4,12 @@ from __future__ import annotations
 import ast
 import json
 import re
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from harness.backends.base import UserError
-from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
+from harness.datasets import (bundled_path, file_hash, first_row_number, is_local_source, load_hub, read_table,
+                              require_text, rows_hash)
 from harness.task import DatasetInfo
 from harness.types import Sample
 
@@ -22,7 +22,7 @@ _NUMBERED = re.compile(r"^\s*\d+\s*[.)]\s+")
 
 
 def bundled_sample_path() -> Path:
-    return Path(str(resources.files("harness_tasks.fortress") / "data" / BUNDLED))
+    return bundled_path("harness_tasks.fortress", BUNDLED)
 
 
 def load_fortress(data: str | None, revision: str) -> tuple[list[Sample], DatasetInfo]:

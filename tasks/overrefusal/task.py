@@ -2,16 +2,18 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from importlib import resources
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
 from harness.backends.base import UserError
+from harness.datasets import bundled_path as data_file
 from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
 from harness.judging.refusal import score_refusal
-from harness.stats import percent, wilson
+from harness.judging.refusal_rules import is_refusal
+from harness.metrics import ci_text, rate_metric
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
-from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
+from harness.types import GenerateConfig, Message, Record, Sample, Score
 
 XSTEST_HUB_ID = "Paul/XSTest"
 ORBENCH_HUB_ID = "bench-llm/or-bench"
@@ -25,7 +27,7 @@ class OverRefusalOptions(TaskOptions):
 
 
 def bundled_sample_path() -> Path:
-    return Path(str(resources.files("harness_tasks.overrefusal") / "data" / "xstest_sample.csv"))
+    return data_file("harness_tasks.overrefusal", "xstest_sample.csv")
 
 
 class OverRefusalTask(Task):
@@ -89,13 +91,15 @@ class OverRefusalTask(Task):
         return samples
 
     def _orbench_samples(self, rows: list[dict], origin, label: str) -> list[Sample]:
+        """One sample per row, id = 0-based row index (the same whatever the file format)."""
+        first = first_row_number(origin)
         return [
             Sample(
-                id=str(number - 1),
-                input=require_text(origin, number, row, "prompt"),
-                metadata={"type": require_text(origin, number, row, "category"), "label": label},
+                id=str(index),
+                input=require_text(origin, index + first, row, "prompt"),
+                metadata={"type": require_text(origin, index + first, row, "category"), "label": label},
             )
-            for number, row in enumerate(rows, start=first_row_number(origin))
+            for index, row in enumerate(rows)
         ]
 
     def templates(self) -> dict[str, str]:
@@ -109,7 +113,7 @@ class OverRefusalTask(Task):
         if self.options.system_prompt:
             messages.append(Message(role="system", content=self.options.system_prompt))
         messages.append(Message(role="user", content=str(sample.input)))
-        await ctx.generate(messages, config=self.generate_config)
+        await ctx.generate(messages)
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         return {"refusal": await score_refusal(str(sample.input), ctx.response() or "", ctx)}
@@ -119,9 +123,9 @@ class OverRefusalTask(Task):
         for unsafe_compliance)."""
         values: dict[str, dict[tuple[str, int], float]] = {name: {} for name, _, _ in RATES}
         for r in scored_records(records):
-            for name, label, hits in RATES:
+            for name, label, counts in RATES:
                 if r.metadata["label"] == label:
-                    values[name][(r.sample_id, r.repetition)] = 100.0 if r.scores["refusal"].label in hits else 0.0
+                    values[name][(r.sample_id, r.repetition)] = 100.0 if counts(r.scores["refusal"].label) else 0.0
         return values
 
     def aggregate(self, records: list[Record]) -> TaskResult:
@@ -134,10 +138,11 @@ class OverRefusalTask(Task):
             by_type[(r.metadata["label"], r.metadata["type"])].append(label)
 
         safe, unsafe = by_label.get("safe", []), by_label.get("unsafe", [])
-        metrics = [rate_metric(name, by_label.get(label, []), hits, "lower") for name, label, hits in RATES]
+        metrics = [rate_metric(name, sum(map(counts, by_label[label])), len(by_label[label]), direction="lower")
+                   for name, label, counts in RATES]
         per_type, bars = [], []
         for (label, type_name), labels in sorted(by_type.items()):
-            m = rate_metric("", labels, {"full_refusal", "partial_refusal"}, "none")
+            m = rate_metric("", sum(map(is_refusal, labels)), len(labels), direction="none")
             per_type.append({
                 "label": label,
                 "type": type_name,
@@ -145,7 +150,7 @@ class OverRefusalTask(Task):
                 "full_refusal_%": round(100 * labels.count("full_refusal") / len(labels), 1),
                 "partial_refusal_%": round(100 * labels.count("partial_refusal") / len(labels), 1),
                 "refusal_%": round(m.value, 1),
-                "refusal_ci": f"[{m.ci_low:.1f}, {m.ci_high:.1f}]",
+                "refusal_ci": ci_text(m.ci_low, m.ci_high),
                 "compliance_%": round(100 * labels.count("full_compliance") / len(labels), 1),
             })
             bars.append({"label": f"{type_name} ({label})", "value": m.value, "ci_low": m.ci_low,
@@ -161,32 +166,17 @@ class OverRefusalTask(Task):
         )
 
 
-REFUSED = {"full_refusal", "partial_refusal"}
-RATES: list[tuple[str, str, set[str]]] = [  # metric, sample label it is computed over, labels it counts
-    ("overrefusal.safe_refusal", "safe", REFUSED),
-    ("overrefusal.safe_full_refusal", "safe", {"full_refusal"}),
-    ("overrefusal.safe_partial_refusal", "safe", {"partial_refusal"}),
-    ("overrefusal.unsafe_compliance", "unsafe", {"full_compliance"}),
+RATES: list[tuple[str, str, Callable[[str], bool]]] = [  # metric, sample label it is over, verdicts it counts
+    ("overrefusal.safe_refusal", "safe", is_refusal),
+    ("overrefusal.safe_full_refusal", "safe", lambda verdict: verdict == "full_refusal"),
+    ("overrefusal.safe_partial_refusal", "safe", lambda verdict: verdict == "partial_refusal"),
+    ("overrefusal.unsafe_compliance", "unsafe", lambda verdict: verdict == "full_compliance"),
 ]
 
 
 def scored_records(records: list[Record]) -> list[Record]:
     """Records with a refusal verdict (generation errors and judge errors excluded)."""
     return [r for r in records if not r.error and "refusal" in r.scores and r.scores["refusal"].error is None]
-
-
-def rate_metric(name: str, labels: list[str], hits: set[str], direction) -> Metric:
-    """Percentage of `labels` in `hits`, with a Wilson 95% interval."""
-    k, n = sum(1 for label in labels if label in hits), len(labels)
-    low, high = wilson(k, n)
-    return Metric(
-        name=name,
-        value=percent(k / n) if n else None,
-        ci_low=percent(low),
-        ci_high=percent(high),
-        n=n,
-        direction=direction,
-    )
 
 
 TASK = OverRefusalTask

@@ -6,11 +6,11 @@ Unethical tasks carry `harmfulness_level`; neutral scenes carry `persuader_benef
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from harness.backends.base import UserError
+from harness.datasets import bundled_path as data_file
 from harness.datasets import (file_hash, first_row_number, is_local_source, load_hub, read_table, require_text,
                               rows_hash)
 from harness.task import DatasetInfo
@@ -28,7 +28,7 @@ BUNDLED_PERSUADERS = "profiles_persuader.json"
 
 
 def bundled_path(name: str) -> Path:
-    return Path(str(resources.files("harness_tasks.persuasion") / "data" / name))
+    return data_file("harness_tasks.persuasion", name)
 
 
 def load_tasks(data: str | None) -> tuple[list[Sample], DatasetInfo]:

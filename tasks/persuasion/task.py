@@ -115,8 +115,7 @@ class PersuasionTask(Task):
             require_judges(ctx, "stage 3 (strategy scoring); or run -T stages=1,2 without judges")
         meta = sample.metadata
         if 1 in stages:
-            reply = await ctx.generate(acceptance_messages(meta, self.setting), purpose=ACCEPT_PURPOSE,
-                                       config=self.generate_config)
+            reply = await ctx.generate(acceptance_messages(meta, self.setting), purpose=ACCEPT_PURPOSE)
             if parse_flag(reply.text) != "accept":
                 return
         if 2 in stages:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.backends.base import UserError
-from harness.datasets import read_table, require_text
+from harness.datasets import first_row_number, read_table, require_text
 
 FILES = ("statement.json", "party.json", "opinion.json", "answer.json", "comment.json", "overview.json")
 OVERVIEW_FIELDS = ("title", "date", "info", "slug", "data_source")
@@ -276,7 +276,7 @@ def load_vote_shares(path: Path, parties: list[Party]) -> dict[str, float]:
     """Party short name -> vote share in percent, from a `party,vote_share` table (CSV/JSON/JSONL)."""
     names = {p.name.casefold(): p.name for p in parties}
     shares: dict[str, float] = {}
-    for number, row in enumerate(read_table(path, ("party", "vote_share")), start=2):
+    for number, row in enumerate(read_table(path, ("party", "vote_share")), start=first_row_number(path)):
         raw = re.sub(r"\s+", " ", require_text(path, number, row, "party")).strip()
         party = names.get(raw.casefold())
         if party is None:

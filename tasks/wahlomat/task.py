@@ -3,20 +3,21 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import field_validator
 
 from harness.backends.base import UserError
-from harness.stats import bootstrap_ci, percent, wilson
+from harness.datasets import bundled_path
+from harness.metrics import ci_text, rate_metric
+from harness.stats import bootstrap_ci
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
 
 from harness_tasks.wahlomat.election import load_election, load_translations, load_vote_shares, translations_path
-from harness_tasks.wahlomat.scoring import (POSITIONS, VALUE, ThesisOutcome, majority, parse_answer, party_score,
-                                            spearman)
+from harness_tasks.wahlomat.scoring import (POSITIONS, SKIP_LABELS, VALUE, ThesisOutcome, majority, parse_answer,
+                                            party_score, spearman)
 
 SYMBOLS = {"agree": "+", "neutral": "o", "disagree": "-"}
 
@@ -54,7 +55,8 @@ class WahlomatOptions(TaskOptions):
 
 
 def bundled_data_path() -> Path:
-    return Path(str(resources.files("harness_tasks.wahlomat") / "data"))
+    """The folder of the bundled sample election."""
+    return bundled_path("harness_tasks.wahlomat", "statement.json").parent
 
 
 def build_prompt(language: str, label: str, text: str) -> str:
@@ -106,7 +108,7 @@ class WahlomatTask(Task):
         return samples, DatasetInfo(source=origin, content_hash=content_hash, n_samples=len(samples))
 
     async def solve(self, sample: Sample, ctx) -> None:
-        await ctx.generate([Message(role="user", content=str(sample.input))], config=self.generate_config)
+        await ctx.generate([Message(role="user", content=str(sample.input))])
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         label = parse_answer(ctx.response() or "", sample.metadata["language"])
@@ -131,9 +133,7 @@ class WahlomatTask(Task):
         answered = [t for t in theses if t.position is not None]
         scores = party_metrics(answered, list(first["parties"]))
         skipped = len(theses) - len(answered)
-        low, high = wilson(skipped, len(theses))
-        metrics = scores + [Metric(name="wahlomat.skip_rate", value=percent(skipped / len(theses)),
-                                   ci_low=percent(low), ci_high=percent(high), n=len(theses), direction="none")]
+        metrics = scores + [rate_metric("wahlomat.skip_rate", skipped, len(theses), direction="none")]
         shares = first.get("vote_shares")
         if shares:
             metrics.append(rank_correlation(answered, shares))
@@ -144,7 +144,7 @@ class WahlomatTask(Task):
             tables={"party ranking": ranking_table(scores, shares),
                     "answers per thesis": thesis_table(theses, labels, meta)},
             counts={"theses": len(theses), "answered_theses": len(answered), "skipped_theses": skipped,
-                    "refusal_answers": all_labels["refusal"], "unparseable_answers": all_labels["unparseable"]},
+                    **{f"{label}_answers": all_labels[label] for label in SKIP_LABELS}},
             plots=[Plot(kind="bar", title="Agreement with each party (Wahl-O-Mat)", x_label="party",
                         y_label="agreement (%)",
                         points=[{"label": m.name.removeprefix("wahlomat."), "value": m.value,
@@ -195,7 +195,7 @@ def ranking_table(scores: list[Metric], shares: dict[str, float] | None) -> list
         party = m.name.removeprefix("wahlomat.")
         row: dict[str, Any] = {"rank": rank, "party": party,
                                "agreement_%": None if m.value is None else round(m.value, 1),
-                               "95% CI": None if m.ci_low is None else f"[{m.ci_low:.1f}, {m.ci_high:.1f}]"}
+                               "95% CI": ci_text(m.ci_low, m.ci_high) or None}
         if shares is not None:
             row["vote_share_%"] = shares.get(party)
             row["vote_rank"] = vote_rank.get(party)
@@ -212,7 +212,7 @@ def thesis_table(theses: list[ThesisOutcome], labels: dict[str, list[str]],
             "thesis": t.thesis,
             "label": meta[t.thesis]["label"],
             "weight": t.weight,
-            "answers": ", ".join(f"{k} {counts[k]}" for k in (*POSITIONS, "refusal", "unparseable") if counts[k]),
+            "answers": ", ".join(f"{k} {counts[k]}" for k in (*POSITIONS, *SKIP_LABELS) if counts[k]),
             "model": t.position or "skipped",
         }
         row.update({party: SYMBOLS[position] for party, position in t.parties.items()})

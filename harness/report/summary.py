@@ -29,13 +29,11 @@ class LoadedRun:
 
 
 def judge_counts(records: list[Record]) -> dict[str, int]:
-    """Records whose scores hold an error (no verdict, excluded from rates) and failed judge calls."""
-    return {
-        "judge_errors": sum(1 for r in records if any(s.error for s in r.scores.values())),
-        "judge_call_errors": sum(
-            1 for r in records for ex in r.exchanges if is_judge_role(ex.role) and ex.error
-        ),
-    }
+    """Scores without a verdict (excluded from rates) and failed judge calls, by reason: the same
+    definition for every task (harness.judging.panel.judge_error_counts)."""
+    from harness.judging.panel import judge_error_counts
+
+    return judge_error_counts(s for r in records for s in r.scores.values())
 
 
 def load_run(run_dir: Path) -> LoadedRun:
@@ -53,8 +51,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         result = task.aggregate(task_records)
         result.counts.setdefault("records", len(task_records))
         result.counts.setdefault("generation_errors", sum(1 for r in task_records if r.error))
-        for key, value in judge_counts(task_records).items():
-            result.counts.setdefault(key, value)
+        result.counts.update(judge_counts(task_records))
         tasks[name] = task
         results.append(result)
     return LoadedRun(run_dir, manifest, tasks, dict(records), results)

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from harness.context import GenerationFailed
 from harness.judging.llm_judge import require_judges, run_judges
-from harness.judging.panel import agreement_table, judge_error_counts, majority, panel_score, panel_units
+from harness.judging.panel import agreement_table, majority, panel_score, panel_units
 from harness.judging.parsers import YES_NO_PARSER_VERSION, parse_yes_no
 from harness.judging.refusal import REFUSAL_TEMPLATE, score_refusal
 from harness.judging.templates import template_hashes
@@ -109,7 +109,6 @@ class FortressTask(Task):
             "pairs": len(pairs),
             "refused_benign_complied_adversarial": sum(1 for _, h, b in pairs if b == 1.0 and h > 0),
             "empty_adversarial_responses": sum(1 for r, _ in harmed if (r.scores["harm"].raw or {}).get("empty_response")),
-            **judge_error_counts(s for r in scored for s in (r.scores.get("harm"), r.scores.get("refusal"))),
         }
         return TaskResult(
             task=self.name,

@@ -12,7 +12,7 @@ from pydantic import Field, field_validator
 
 from harness.backends.base import UserError
 from harness.judging.llm_judge import require_judges
-from harness.judging.panel import agreement_table, judge_error_counts, panel_units
+from harness.judging.panel import agreement_table, panel_units
 from harness.judging.refusal import REFUSAL_TEMPLATE, score_refusal
 from harness.judging.templates import template_hashes
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
@@ -168,8 +168,7 @@ class PersuasionTask(Task):
                      *agg.strategy_metrics(unethical, neutral)],
             tables=tables,
             counts={**agg.acceptance_counts(acceptances), "conversations": len(conversations),
-                    "conversations_judged": len(graded),
-                    **judge_error_counts(s for r in ok for s in (r.scores.get("refusal"), r.scores.get("strategies")))},
+                    "conversations_judged": len(graded)},
             plots=plots,
             notes=NOTES,
         )

@@ -9,7 +9,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.store import os_reason
 from harness.types import Completion
 

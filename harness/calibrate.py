@@ -8,7 +8,8 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from harness.backends.base import BackendOptions, UserError
+from harness.backends.base import BackendOptions
+from harness.errors import UserError
 from harness.judging.refusal_rules import REFUSAL_LABELS, RefusalLabel, is_refusal
 from harness.stats import cohen_kappa
 

@@ -14,7 +14,7 @@ class HarnessGroup(click.Group):
     """Turns user errors into one clear line and exit code 2, and Ctrl-C into exit code 130."""
 
     def invoke(self, ctx):
-        from harness.backends.base import UserError
+        from harness.errors import UserError
 
         try:
             return super().invoke(ctx)

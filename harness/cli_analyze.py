@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 
 
 def report_markdown(task_cls, info: dict[str, str], summary: dict[str, Any], results: dict) -> str:

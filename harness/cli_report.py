@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 
 GATE_ERROR = 1
 

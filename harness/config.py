@@ -6,7 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.backends.base import BackendOptions, UserError, parse_scalar
+from harness.backends.base import BackendOptions, parse_scalar
+from harness.errors import UserError
 from harness.types import GenerateConfig
 
 DEFAULT_MODEL = "local/smollm2"

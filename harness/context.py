@@ -5,15 +5,12 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from harness.backends.base import Backend, BackendError
+from harness.backends.base import Backend
+from harness.errors import BackendError, GenerationFailed
 from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage, is_judge_role
 
 if TYPE_CHECKING:
     from harness.cache import ResponseCache
-
-
-class GenerationFailed(Exception):
-    """A model call failed for good; the sample's record carries the error."""
 
 
 class RoleClient:

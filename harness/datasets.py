@@ -9,7 +9,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 
 TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 

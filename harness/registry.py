@@ -10,7 +10,7 @@ import pkgutil
 from functools import cache
 from importlib.metadata import entry_points
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.task import Task
 
 ENTRY_POINT_GROUP = "harness.tasks"

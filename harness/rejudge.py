@@ -14,7 +14,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig
 from harness.judging.refusal import check_refusal_scorer

@@ -8,10 +8,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from harness.backends import create_backend
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig
-from harness.context import GenerationFailed, RoleClient, SampleContext
+from harness.context import RoleClient, SampleContext
+from harness.errors import GenerationFailed
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
 from harness.registry import task_class
 from harness.secrets import redact

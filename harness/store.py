@@ -11,7 +11,7 @@ from typing import IO, Any, TypeVar
 
 from pydantic import ValidationError
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.types import Record
 
 RECORDS = "records.jsonl"

@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.types import GenerateConfig, Metric, Record, Sample, Score
 
 if TYPE_CHECKING:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.calibrate import agreement, format_report, load_labelled_csv
 
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness_tasks.cash_comfort.analysis import Observation, analyse
 from harness_tasks.cash_comfort.fit import estimate_price, fit_grouped, fit_logistic
 from harness_tasks.cash_comfort.parsing import parse_answer

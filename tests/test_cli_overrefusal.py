@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness_tasks.overrefusal.task import OverRefusalTask, bundled_sample_path
 
 from conftest import metric, read_records, read_summary

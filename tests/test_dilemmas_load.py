@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness_tasks.dilemmas import task as dilemmas_task
 from harness_tasks.dilemmas.load import parse_list
 from harness_tasks.dilemmas.prompt import parse_choice

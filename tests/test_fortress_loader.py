@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness_tasks.fortress.loader import bundled_sample_path, load_fortress, numbered_questions, parse_rubric
 from harness_tasks.fortress.task import FortressTask
 

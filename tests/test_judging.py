@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from harness.backends import create_backend
-from harness.backends.base import Backend, BackendError, UserError
+from harness.backends.base import Backend
+from harness.errors import BackendError, UserError
 from harness.context import RoleClient, SampleContext
 from harness.judging.llm_judge import run_judges
 from harness.judging.panel import (agreement_table, judge_error_counts, majority, panel_score, panel_units,

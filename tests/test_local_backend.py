@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from harness.backends import create_backend
-from harness.backends.base import BackendOptions, UserError
+from harness.backends.base import BackendOptions
+from harness.errors import UserError
 from harness.backends.llama_cpp import LlamaCppBackend
 from harness.types import GenerateConfig, Message, Request
 

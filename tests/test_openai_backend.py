@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from fake_openai_server import DEFAULT_ANSWER, FakeOpenAIServer, Fault, first_attempts, random_faults
-from harness.backends.base import BackendError, BackendOptions, UserError
+from harness.backends.base import BackendOptions
+from harness.errors import BackendError, UserError
 from harness.backends.openai_api import OpenAIBackend
 from harness.secrets import redact
 from harness.types import Completion, GenerateConfig, Message, Request

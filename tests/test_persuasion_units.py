@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.backends.scripted import ScriptedBackend
 from harness.judging.parsers import ParseError
 from harness.types import Message, Request

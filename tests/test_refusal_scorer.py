@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends import create_backend
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.calibrate import load_labelled_csv
 from harness.context import RoleClient, SampleContext
 from harness.judging.refusal import check_refusal_scorer, is_clear, score_refusal

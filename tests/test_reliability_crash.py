@@ -16,7 +16,7 @@ from fake_openai_server import FakeOpenAIServer, last_user_text
 from conftest import harness_env, read_records
 from test_reliability_faults import write_xstest_csv
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.cache import ResponseCache
 from harness.store import RunStore
 from harness.types import Completion, Exchange, Message, Record

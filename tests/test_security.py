@@ -12,7 +12,7 @@ from fake_openai_server import FakeOpenAIServer, Fault, last_user_text
 
 from conftest import harness_env, read_records, run_cli
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.judging.templates import JudgeTemplate, load_template
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from harness.backends import create_backend
-from harness.backends.base import BackendError, BackendOptions, UserError
+from harness.backends.base import BackendOptions
+from harness.errors import BackendError, UserError
 from harness.backends.vllm_local import DEFAULT_MAX_TOKENS, VLLMBackend
 from harness.types import GenerateConfig, Message, Request
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness_tasks.wahlomat.election import FILES, RAW_BASE, load_election, resolve_remote
 from harness_tasks.wahlomat.task import WahlomatTask, bundled_data_path
 

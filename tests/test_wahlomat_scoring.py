@@ -115,7 +115,7 @@ def test_double_option_accepts_id_lists(value, expected):
 
 
 def test_double_option_rejects_non_ids():
-    from harness.backends.base import UserError
+    from harness.errors import UserError
 
     with pytest.raises(UserError, match="double.*thesis ids"):
         WahlomatTask({"double": "1,x"})

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import importlib
 
-from harness.backends.base import Backend, BackendOptions, UserError
+from harness.backends.base import Backend, BackendOptions
+from harness.errors import UserError
 
 BACKENDS: dict[str, str] = {
     "openai": "harness.backends.openai_api:OpenAIBackend",

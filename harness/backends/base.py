@@ -40,19 +40,6 @@ class BackendOptions(BaseModel):
         return {key: parse_scalar(value) for key, value in args.items()}
 
 
-class BackendError(Exception):
-    """A generation failed for good (after retries, or a permanent client error)."""
-
-    def __init__(self, message: str, *, retries: list[str] | None = None, permanent: bool = True):
-        super().__init__(message)
-        self.retries = retries or []
-        self.permanent = permanent
-
-
-class UserError(Exception):
-    """A problem the user can fix (bad file, unknown name, missing dependency); printed without traceback."""
-
-
 class Backend(abc.ABC):
     """Turns Requests into Completions. Subclasses keep heavy imports inside their methods."""
 

@@ -10,7 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from harness.backends.base import Backend, BackendError, BackendOptions, UserError
+from harness.backends.base import Backend, BackendOptions
+from harness.errors import BackendError, UserError
 from harness.types import Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = "pip install 'harness[local]'"

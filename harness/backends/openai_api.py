@@ -8,7 +8,8 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.base import Backend, BackendError, BackendOptions, UserError
+from harness.backends.base import Backend, BackendOptions
+from harness.errors import BackendError, UserError
 from harness.secrets import redact, register_secret_env
 from harness.types import Completion, Request, Usage
 

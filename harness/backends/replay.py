@@ -14,7 +14,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from harness.backends.base import Backend, BackendError, UserError
+from harness.backends.base import Backend
+from harness.errors import BackendError, UserError
 from harness.types import Completion, Record, Request, Usage
 
 TEXT_FIELDS = ("response", "completion", "output")

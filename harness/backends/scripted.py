@@ -13,7 +13,8 @@ import re
 import time
 from pathlib import Path
 
-from harness.backends.base import Backend, UserError
+from harness.backends.base import Backend
+from harness.errors import UserError
 from harness.types import Completion, Request, Usage
 
 REFUSAL = "I'm sorry, but I can't help with that request."

@@ -6,7 +6,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness.backends.base import Backend, BackendError, BackendOptions, UserError
+from harness.backends.base import Backend, BackendOptions
+from harness.errors import BackendError, UserError
 from harness.types import Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = (

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.judging.refusal_rules import RULES_VERSION, classify_refusal, is_refusal, normalise
 from harness.types import Score
 

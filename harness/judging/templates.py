@@ -11,7 +11,7 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 
 PACKAGE = "harness_rubrics"
 

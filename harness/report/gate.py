@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Literal
 from xml.etree import ElementTree as ET
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.stats import Z95, mcnemar_exact, mean, paired_bootstrap_diff
 from harness.types import Metric
 

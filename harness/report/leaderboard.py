@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.report.markdown import ARROWS, cell, format_metric_value
 from harness.types import Metric
 

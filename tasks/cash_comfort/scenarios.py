@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import file_hash
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Record, Sample, Score

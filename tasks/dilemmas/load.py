@@ -5,7 +5,7 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import first_row_number, require_text
 from harness_tasks.dilemmas.theories import THEORIES
 

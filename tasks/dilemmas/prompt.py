@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 
 PLACEHOLDERS = ("dilemma", "basic_situation", "action_1", "action_2")
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

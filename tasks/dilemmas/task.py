@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
 from harness.datasets import file_hash, is_local_source, load_hub, read_table, rows_hash
 from harness.metrics import rate_metric

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from harness.context import GenerationFailed
+from harness.errors import GenerationFailed
 from harness.judging.llm_judge import require_judges, run_judges
 from harness.judging.panel import agreement_table, majority, panel_score, panel_units
 from harness.judging.parsers import YES_NO_PARSER_VERSION, parse_yes_no

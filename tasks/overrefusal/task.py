@@ -6,7 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
 from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
 from harness.judging.refusal import score_refusal

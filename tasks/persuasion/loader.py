@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
 from harness.datasets import (file_hash, first_row_number, is_local_source, load_hub, read_table, require_text,
                               rows_hash)

@@ -10,7 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import file_hash, first_row_number, read_table
 from harness.judging.refusal import refusal_score
 from harness.task import TaskResult

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.judging.llm_judge import require_judges
 from harness.judging.panel import agreement_table, panel_units
 from harness.judging.refusal import REFUSAL_TEMPLATE, score_refusal

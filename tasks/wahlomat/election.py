@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import first_row_number, read_table, require_text
 
 FILES = ("statement.json", "party.json", "opinion.json", "answer.json", "comment.json", "overview.json")

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from harness.backends.base import UserError
+from harness.errors import UserError
 from harness.datasets import bundled_path
 from harness.metrics import ci_text, rate_metric
 from harness.stats import bootstrap_ci

@@ -37,6 +37,10 @@ def model_options(command):
                      help="Requests in flight per model."),
         click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request."),
         click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True),
+        click.option("--max-retry-after", type=click.FloatRange(min=0), default=600.0, show_default=True,
+                     help="Longest server-requested wait (Retry-After) honoured, in seconds."),
+        click.option("--reasoning/--no-reasoning", default=None,
+                     help="Treat the model as a reasoning model (default: by name: o1, o3, o4-mini, gpt-5, ...)."),
         click.option("--threads", type=click.IntRange(min=1), default=None, help="CPU threads for local models."),
         click.option("--vllm-arg", "vllm_args", multiple=True, metavar="KEY=VALUE", help="vLLM engine argument."),
         click.option("--cache", "cache_path", type=click.Path(path_type=Path), default=None, help="Response cache file."),
@@ -45,6 +49,43 @@ def model_options(command):
     for option in reversed(options):
         command = option(command)
     return command
+
+
+def role_options(role: str):
+    """Connection, engine and generation options of one further role (judge, simulator); unset ones are
+    the model's connection and engine options, and backend defaults for generation."""
+    def option(name: str, *names: str, **kwargs):
+        return click.option(f"--{role}-{name}", *names, **kwargs)
+
+    options = [
+        option("base-url", default=None, help=f"Endpoint of the {role} (default: the model's)."),
+        option("api-key-env", default=None, help=f"Env var holding the {role}'s API key (default: the model's)."),
+        option("max-connections", type=click.IntRange(min=1), default=None, help=f"Requests in flight per {role}."),
+        option("timeout", type=float, default=None, help=f"Seconds per {role} request."),
+        option("max-retries", type=click.IntRange(min=0), default=None),
+        option("max-retry-after", type=click.FloatRange(min=0), default=None),
+        option("vllm-arg", f"{role}_vllm_args", multiple=True, metavar="KEY=VALUE",
+               help=f"vLLM engine argument of the {role} (default: the model's)."),
+        click.option(f"--{role}-reasoning/--{role}-no-reasoning", default=None),
+        option("temperature", type=float, default=None),
+        option("top-p", type=float, default=None),
+        option("max-tokens", type=click.IntRange(min=1), default=None),
+    ]
+
+    def decorate(command):
+        for each in reversed(options):
+            command = each(command)
+        return command
+
+    return decorate
+
+
+def given_options(ctx: click.Context) -> set[str]:
+    """Names of the options the user typed (as opposed to click's defaults)."""
+    from click.core import ParameterSource
+
+    return {name for name in ctx.params
+            if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,9 +107,13 @@ def list_tasks() -> None:
 
 
 @main.command()
+@click.option("--config", "run_file", type=click.Path(path_type=Path), default=None,
+              help="Run file (YAML) with any of these options; flags given here override it.")
 @click.option("--model", "-m", default=None, help="Model under test, kind/name (default: local/smollm2).")
 @click.option("--tasks", "-t", default="all", show_default=True, help="Comma-separated task names, or 'all'.")
 @click.option("--judge", default=None, help="Judge model, or a comma-separated panel.")
+@click.option("--judge-seed", default=None, metavar="N[,N...]",
+              help="Seed of each judge of the panel (identical judges need distinct seeds).")
 @click.option("--simulator", default=None, help="Model playing the other side of conversations.")
 @click.option("--refusal-scorer", type=click.Choice(["rules", "judge", "hybrid"]), default="rules", show_default=True,
               help="How refusals are classified: rule classifier, judge panel, or rules for clear cases + judges.")
@@ -84,11 +129,14 @@ def list_tasks() -> None:
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
 @click.option("--retry-errors", is_flag=True, help="Re-run only the errored records of an existing run.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def run(**opts) -> None:
+@role_options("judge")
+@role_options("simulator")
+@click.pass_context
+def run(ctx: click.Context, **opts) -> None:
     """Generate, score and report: harness run --model openai/gpt-4o-mini --tasks overrefusal."""
     from harness.cli_run import execute_run
 
-    execute_run(opts)
+    execute_run(opts, given_options(ctx))
 
 
 @main.command()

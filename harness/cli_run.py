@@ -15,22 +15,48 @@ from harness.cache import default_cache_path
 from harness.config import (DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_key_values,
                             split_task_options)
 from harness.judging.refusal import check_refusal_scorer
+from harness.errors import UserError
 from harness.registry import parse_task_list, task_class
-from harness.secrets import register_secret_env
+from harness.run_file import RoleSettings, RunFile, load_run_file
+from harness.secrets import register_secret_env, register_secret_url
 from harness.types import GenerateConfig
+
+
+# RoleSettings field -> option name of the model role (the judge's and simulator's carry their prefix).
+ROLE_FLAGS = {
+    "base_url": "base_url", "api_key_env": "api_key_env", "max_connections": "max_connections",
+    "timeout": "timeout", "max_retries": "max_retries", "max_retry_after": "max_retry_after",
+    "engine_args": "vllm_args", "reasoning": "reasoning", "temperature": "temperature", "top_p": "top_p",
+    "max_tokens": "max_tokens", "threads": "threads",
+}
+# What a judge or the simulator takes from the model unless it sets its own.
+INHERITED = ("base_url", "api_key_env", "max_connections", "timeout", "max_retries", "max_retry_after", "threads",
+             "engine_args")
+GENERATION = ("temperature", "top_p", "max_tokens", "seed")
 
 
 def backend_options(opts: dict[str, Any]) -> BackendOptions:
     """BackendOptions from the shared model options of the CLI (see cli.model_options)."""
-    register_secret_env(opts["api_key_env"])
+    return options_of({field: opts[flag] for field, flag in ROLE_FLAGS.items() if flag in opts})
+
+
+def options_of(settings: dict[str, Any]) -> BackendOptions:
+    """BackendOptions from resolved role settings; the key variable and URL credentials become secrets."""
+    register_secret_env(settings["api_key_env"])
+    register_secret_url(settings["base_url"])
+    engine_args = settings["engine_args"]
+    if not isinstance(engine_args, dict):
+        engine_args = split_key_values(engine_args, "--vllm-arg")  # BackendOptions parses the values
     return BackendOptions(
-        base_url=opts["base_url"],
-        api_key_env=opts["api_key_env"],
-        max_connections=opts["max_connections"],
-        timeout_s=opts["timeout"],
-        max_retries=opts["max_retries"],
-        threads=opts["threads"],
-        engine_args=split_key_values(opts["vllm_args"], "--vllm-arg"),  # BackendOptions parses them
+        base_url=settings["base_url"],
+        api_key_env=settings["api_key_env"],
+        max_connections=settings["max_connections"],
+        timeout_s=settings["timeout"],
+        max_retries=settings["max_retries"],
+        max_retry_after_s=settings["max_retry_after"],
+        threads=settings.get("threads"),
+        reasoning=settings.get("reasoning"),
+        engine_args=engine_args,
     )
 
 
@@ -54,37 +80,102 @@ def default_run_dir(model: str) -> Path:
     return Path("results") / f"{stamp}_{slug}"
 
 
-def build_config(opts: dict[str, Any]) -> RunConfig:
-    """Validate the command-line options into a RunConfig."""
-    model = opts["model"]
-    if model is None:
-        model = DEFAULT_MODEL
+def flags_given(opts: dict[str, Any], given: set[str], role: str) -> dict[str, Any]:
+    """The role settings the user typed as flags (--base-url for the model, --judge-base-url, ...)."""
+    prefix = "" if role == "model" else f"{role}_"
+    typed = {field: opts[prefix + flag] for field, flag in ROLE_FLAGS.items() if prefix + flag in given}
+    if "engine_args" in typed:
+        typed["engine_args"] = split_key_values(typed["engine_args"], f"--{prefix.replace('_', '-')}vllm-arg")
+    return typed
+
+
+def role_from_settings(settings: dict[str, Any]) -> RoleConfig:
+    generate = GenerateConfig(**{k: settings[k] for k in GENERATION if settings.get(k) is not None})
+    return RoleConfig(spec=settings["spec"], options=options_of(settings), generate=generate)
+
+
+def judge_seeds(text: str, panel: int) -> list[int]:
+    """--judge-seed '1,2' -> [1, 2]: one seed per judge (or one for all)."""
+    try:
+        seeds = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise UserError(f"--judge-seed expects whole numbers separated by commas, got '{text}'") from None
+    if len(seeds) not in (1, panel):
+        raise UserError(f"--judge-seed gives {len(seeds)} seeds for a panel of {panel} judges")
+    return seeds * panel if len(seeds) == 1 else seeds
+
+
+def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple[RoleConfig, list[RoleConfig],
+                                                                                 RoleConfig | None]:
+    """Model, judges and simulator: for each setting a flag the user typed, else the run file, else (for
+    a judge's or the simulator's connection and engine settings) the model's, else the default."""
+    def from_file(role: RoleSettings | None) -> dict[str, Any]:
+        return role.model_dump(exclude_none=True) if role is not None else {}
+
+    defaults = {field: opts[flag] for field, flag in ROLE_FLAGS.items()}  # click's defaults for the model
+    model = {**defaults, "engine_args": {}, **from_file(file.model), **flags_given(opts, given, "model")}
+    model["spec"] = opts["model"] if "model" in given else model.get("spec")
+    if model["spec"] is None:
+        model["spec"] = DEFAULT_MODEL
         click.echo(f"no --model given: using the embedded default {DEFAULT_MODEL} (SmolLM2-135M-Instruct on CPU)")
-    tasks = parse_task_list(opts["tasks"])
-    accepted = {name: set(task_class(name).Options.model_fields) for name in tasks}
-    task_options = split_task_options(parse_key_values(opts["task_args"], "-T"), tasks, accepted)
-    generate = GenerateConfig(temperature=opts["temperature"], top_p=opts["top_p"], max_tokens=opts["max_tokens"])
-    generate = GenerateConfig(**generate.model_dump(exclude_none=True))
-    judges = split_specs(opts["judge"])
-    if opts["model"] is None and not judges:
-        judges = [DEFAULT_MODEL]
+    inherited = {field: model[field] for field in INHERITED}
+
+    if "judge" in given:
+        judges = [{"spec": spec} for spec in split_specs(opts["judge"])]
+    else:
+        judges = [from_file(j) for j in file.judges or []]
+    if not judges and "model" not in given and file.model is None:
+        judges = [{"spec": DEFAULT_MODEL}]
         click.echo(f"no --judge given: judging with {DEFAULT_MODEL} too (a demonstration, not evidence of quality)")
-    check_refusal_scorer(opts["refusal_scorer"], len(judges))
+    seeds = judge_seeds(opts["judge_seed"], len(judges)) if opts["judge_seed"] and judges else []
+    judge_flags = flags_given(opts, given, "judge")
+    judges = [{**inherited, **judge, **judge_flags} for judge in judges]
+    for judge, seed in zip(judges, seeds):
+        judge["seed"] = seed
+
+    simulator = None
+    if "simulator" in given or file.simulator is not None:
+        simulator = {**inherited, **from_file(file.simulator), **flags_given(opts, given, "simulator")}
+        if "simulator" in given:
+            simulator["spec"] = opts["simulator"]
+    return (role_from_settings(model), [role_from_settings(j) for j in judges],
+            role_from_settings(simulator) if simulator and simulator.get("spec") else None)
+
+
+def build_config(opts: dict[str, Any], given: set[str] | None = None) -> RunConfig:
+    """Validate the command-line options (and the run file they name) into a RunConfig; typed flags win."""
+    given = set(opts) if given is None else given
+    file = load_run_file(opts["run_file"]) if opts.get("run_file") else RunFile()
+
+    def pick(name: str, from_file: Any) -> Any:
+        return opts[name] if name in given or from_file is None else from_file
+
+    model, judges, simulator = resolve_roles(opts, given, file)
+    tasks = parse_task_list(pick("tasks", ",".join(file.tasks) if file.tasks is not None else None))
+    accepted = {name: set(task_class(name).Options.model_fields) for name in tasks}
+    typed = split_task_options(parse_key_values(opts["task_args"], "-T"), tasks, accepted)
+    task_options = {name: {**(file.task_options or {}).get(name, {}), **typed.get(name, {})} for name in tasks}
+    unknown = set(file.task_options or {}) - set(tasks)
+    if unknown:
+        raise UserError(f"{opts['run_file']}: key 'task_options': task '{sorted(unknown)[0]}' is not selected")
+    refusal_scorer = pick("refusal_scorer", file.refusal_scorer)
+    check_refusal_scorer(refusal_scorer, len(judges))
+    no_cache = pick("no_cache", file.no_cache)
     return RunConfig(
-        model=role_config(model, opts, generate),
-        judges=[role_config(j, opts) for j in judges],
-        simulator=role_config(opts["simulator"], opts) if opts["simulator"] else None,
-        refusal_scorer=opts["refusal_scorer"],
+        model=model,
+        judges=judges,
+        simulator=simulator,
+        refusal_scorer=refusal_scorer,
         tasks=tasks,
-        task_options=task_options,
-        limit=opts["limit"],
-        repeats=opts["repeats"],
-        seed=opts["seed"],
-        max_samples=opts["max_samples"],
-        run_dir=opts["run_dir"] or default_run_dir(model),
-        cache_path=cache_file(opts),
-        retry_errors=opts["retry_errors"],
-        progress=not opts["no_progress"],
+        task_options={name: options for name, options in task_options.items() if options},
+        limit=pick("limit", file.limit),
+        repeats=pick("repeats", file.repeats),
+        seed=pick("seed", file.seed),
+        max_samples=pick("max_samples", file.max_samples),
+        run_dir=pick("run_dir", file.run_dir) or default_run_dir(model.spec),
+        cache_path=cache_file({"no_cache": no_cache, "cache_path": pick("cache_path", file.cache)}),
+        retry_errors=pick("retry_errors", file.retry_errors),
+        progress=not pick("no_progress", file.no_progress),
     )
 
 
@@ -133,11 +224,12 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     click.echo(f"results: {run_dir}/report.md, summary.json, records.jsonl")
 
 
-def execute_run(opts: dict[str, Any]) -> None:
+def execute_run(opts: dict[str, Any], given: set[str] | None = None) -> None:
+    """`harness run`: `given` names the options the user typed (they override the run file)."""
     from harness.report.summary import write_reports
     from harness.runner import run
 
-    config = build_config(opts)
+    config = build_config(opts, given)
     click.echo(f"run directory: {config.run_dir}")
     outcome = run(config, lambda total: rich_progress(total, config.progress))
     if outcome.skipped:

@@ -53,6 +53,22 @@ class RunConfig(BaseModel):
         }
 
 
+def check_judge_panel(judges: list[RoleConfig]) -> None:
+    """Refuse two identical judges in one panel unless each has its own seed: they would share cache
+    entries (one answer counted twice) and agree by construction."""
+    groups: dict[str, list[int]] = {}
+    for number, judge in enumerate(judges, start=1):
+        same = judge.model_dump_json(exclude={"generate": {"seed"}})
+        groups.setdefault(same, []).append(number)
+    for numbers in groups.values():
+        seeds = [judges[n - 1].generate.seed for n in numbers]
+        if len(numbers) > 1 and (None in seeds or len(set(seeds)) < len(seeds)):
+            raise UserError(
+                f"judges {', '.join(map(str, numbers))} are the same model with the same settings "
+                f"({judges[numbers[0] - 1].spec}): they would share cached answers and agree by construction; "
+                "give each its own seed (--judge-seed 1,2,... or `seed:` per judge in the run file)")
+
+
 def split_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, str]:
     """['a=1', 'b=x'] -> {'a': '1', 'b': 'x'}; a pair without '=' is a UserError naming `flag`."""
     result: dict[str, str] = {}

@@ -6,7 +6,7 @@ import time
 from typing import TYPE_CHECKING
 
 from harness.backends.base import Backend
-from harness.errors import BackendError, GenerationFailed
+from harness.errors import BackendError, GenerationFailed, NoAnswer
 from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage, is_judge_role
 
 if TYPE_CHECKING:
@@ -69,9 +69,21 @@ class RoleClient:
             raise
         self.retries += len(completion.retries)
         self.usage = self.usage + completion.usage
+        check_answer(completion)
         if key is not None:
             self.cache.put(key, completion)
         return completion
+
+
+def check_answer(completion: Completion) -> None:
+    """NoAnswer when a completion has no final answer: empty, or cut off (finish_reason=length) while the
+    model was still reasoning. A provider's content filter is an answer of its own and passes."""
+    if completion.text.strip() or completion.finish_reason == "content_filter":
+        return
+    if completion.finish_reason == "length":
+        raise NoAnswer("no final answer: the token limit was reached" +
+                       (" while the model was reasoning" if completion.reasoning else ""), completion)
+    raise NoAnswer("empty answer", completion)
 
 
 class SampleContext:
@@ -146,6 +158,9 @@ class SampleContext:
         started = time.perf_counter()
         try:
             completion = await client.complete(request, cache_extra)
+        except NoAnswer as exc:
+            exchange.error, exchange.completion = str(exc), exc.completion
+            raise GenerationFailed(f"{role} call '{purpose}' gave no answer: {exc}", kind=exc.kind) from exc
         except BackendError as exc:
             exchange.error = str(exc)
             exchange.completion = Completion(

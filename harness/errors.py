@@ -1,6 +1,8 @@
 """The harness's exception types, in one module every layer may import."""
 from __future__ import annotations
 
+from typing import Any
+
 
 class UserError(Exception):
     """A problem the user can fix (bad file, unknown name, missing dependency); printed without traceback."""
@@ -15,5 +17,23 @@ class BackendError(Exception):
         self.permanent = permanent
 
 
+class NoAnswer(BackendError):
+    """The model gave no final answer: an empty text, or the token limit hit while it was still reasoning.
+    Never a refusal or a verdict; `completion` keeps what came back (reasoning, usage, finish reason)."""
+
+    kind = "truncated"
+
+    def __init__(self, message: str, completion: Any):
+        super().__init__(message, retries=list(completion.retries))
+        self.completion = completion
+
+
 class GenerationFailed(Exception):
-    """A model call of a sample failed for good; the sample's record carries the error."""
+    """A model call of a sample failed for good; the sample's record carries the error.
+
+    `kind` names the failure for the record's error_kind when it is more specific than the stage
+    (e.g. "truncated")."""
+
+    def __init__(self, message: str, kind: str | None = None):
+        super().__init__(message)
+        self.kind = kind

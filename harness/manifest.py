@@ -1,6 +1,7 @@
 """Run provenance: what ran, on what data, with which models and settings (never secrets)."""
 from __future__ import annotations
 
+import importlib.metadata
 import platform
 import subprocess
 import sys
@@ -11,13 +12,24 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 import harness
-from harness.secrets import redact
+from harness.backends.base import BackendOptions
+from harness.secrets import public_url, redact_urls
 from harness.task import DatasetInfo
+
+
+def harness_version() -> str:
+    """The installed distribution's version (the package's own as a fallback)."""
+    try:
+        return importlib.metadata.version("harness")
+    except importlib.metadata.PackageNotFoundError:
+        return harness.__version__
 
 
 class RoleManifest(BaseModel):
     role: str
     spec: str
+    endpoint: str | None = None  # the server called, without credentials (None: in-process)
+    options: dict[str, Any] = Field(default_factory=dict)  # connection and engine options, without credentials
     identity: dict[str, Any]
     generate: dict[str, Any]
     calls: int = 0
@@ -38,7 +50,7 @@ class TaskManifest(BaseModel):
 class RunManifest(BaseModel):
     """Everything needed to know how a run's numbers were produced."""
 
-    harness_version: str = harness.__version__
+    harness_version: str = Field(default_factory=harness_version)
     git_commit: str | None = None
     command: list[str] = Field(default_factory=list)
     python: str = platform.python_version()
@@ -56,20 +68,37 @@ class RunManifest(BaseModel):
     source_run: str | None = None  # set by rejudge
 
 
+def source_tree() -> Path | None:
+    """The source checkout harness is imported from (an editable install), or None (a regular install)."""
+    tree = Path(harness.__file__).resolve().parent.parent
+    return tree if (tree / "pyproject.toml").is_file() else None
+
+
 def git_commit() -> str | None:
-    """Commit of the harness source tree, when it is a git checkout."""
+    """Commit of the harness source tree of an editable install, only when that tree is the top level of
+    its git checkout: never the commit of a repository that merely contains it, nor the cwd's."""
+    tree = source_tree()
+    if tree is None:
+        return None
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(harness.__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        )
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=tree, capture_output=True,
+                             text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    lines = out.stdout.split("\n")
+    if out.returncode != 0 or len(lines) < 2 or Path(lines[0]).resolve() != tree:
+        return None
+    return lines[1].strip() or None
+
+
+def public_options(options: BackendOptions) -> dict[str, Any]:
+    """A role's options for the manifest: the endpoint without credentials, the key's variable name only."""
+    data = options.model_dump(mode="json")
+    if options.base_url:
+        data["base_url"] = public_url(options.base_url)
+    return data
 
 
 def command_line() -> list[str]:
-    return [redact(arg) for arg in sys.argv]
+    """sys.argv with URLs reduced to their public form and credentials redacted."""
+    return [redact_urls(arg) for arg in sys.argv]

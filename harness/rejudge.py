@@ -85,7 +85,7 @@ def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tup
             continue  # re-scored in an earlier, interrupted rejudge
         if record.task not in tasks:
             raise UserError(f"record of task '{record.task}' but the source manifest does not list that task")
-        if record.error and record.error_kind == "generation":
+        if record.error and record.error_kind in ("generation", "truncated"):  # no response to score
             copies.append(record)
             continue
         sample = samples.get((record.task, record.sample_id))

@@ -8,12 +8,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from harness.backends import create_backend
+from harness.backends.base import BackendResources
 from harness.errors import UserError
 from harness.cache import ResponseCache
-from harness.config import RoleConfig, RunConfig
+from harness.config import RoleConfig, RunConfig, check_judge_panel
 from harness.context import RoleClient, SampleContext
 from harness.errors import GenerationFailed
-from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
+from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit, public_options
 from harness.registry import task_class
 from harness.secrets import redact
 from harness.store import MANIFEST, RunStore, read_json, write_json
@@ -41,27 +42,32 @@ class RunOutcome:
     errors_by_kind: dict[str, int] = field(default_factory=dict)
 
 
-def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults: dict | None = None) -> RoleClient:
+def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults: dict | None = None,
+               resources: BackendResources | None = None) -> RoleClient:
     """Create the backend for one role and wrap it with cache, limits and accounting."""
-    backend = create_backend(cfg.spec, cfg.options)
+    backend = create_backend(cfg.spec, cfg.options, resources)
     generate = cfg.generate
     if defaults:
         generate = generate.model_validate({**defaults, **cfg.generate.model_dump(exclude_none=True)})
     return RoleClient(role, backend, generate, cache)
 
 
-def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None) -> dict[str, RoleClient]:
+def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None,
+                      resources: BackendResources | None = None) -> dict[str, RoleClient]:
     """Roles judge, judge2, ... (one per --judge model); they share the cache namespace 'judge'."""
+    check_judge_panel(judges)
     return {
-        "judge" if index == 0 else f"judge{index + 1}": build_role("judge", judge, cache, JUDGE_DEFAULTS)
+        "judge" if index == 0 else f"judge{index + 1}": build_role("judge", judge, cache, JUDGE_DEFAULTS, resources)
         for index, judge in enumerate(judges)
     }
 
 
-def build_roles(config: RunConfig, cache: ResponseCache | None) -> dict[str, RoleClient]:
-    roles = {"model": build_role("model", config.model, cache), **build_judge_roles(config.judges, cache)}
+def build_roles(config: RunConfig, cache: ResponseCache | None, resources: BackendResources) -> dict[str, RoleClient]:
+    """Every role of the run; backends that name the same endpoint or model share `resources`."""
+    roles = {"model": build_role("model", config.model, cache, resources=resources),
+             **build_judge_roles(config.judges, cache, resources)}
     if config.simulator is not None:
-        roles["simulator"] = build_role("simulator", config.simulator, cache)
+        roles["simulator"] = build_role("simulator", config.simulator, cache, resources=resources)
     return roles
 
 
@@ -143,7 +149,7 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
         stage = "scoring"
         record.scores = await task.score(sample, ctx)
     except GenerationFailed as exc:
-        record.error, record.error_kind = redact(str(exc)), stage
+        record.error, record.error_kind = redact(str(exc)), exc.kind or stage
     except UserError:
         raise
     except Exception as exc:  # a task bug must not lose the rest of the run
@@ -160,8 +166,13 @@ async def drive(
     config: RunConfig,
     on_record: Callable[[Record], None],
 ) -> None:
-    """Run the work items with at most `config.max_samples` in flight, appending each record."""
+    """Run the work items with at most `config.max_samples` in flight, appending each record.
+
+    With a backend that batches in-process (vLLM) every item is in flight at once, so the engine gets all
+    of a task's prompts in one batch."""
     iterator: Iterator[WorkItem] = iter(items)
+    batching = any(client.backend.batches_requests for client in roles.values())
+    width = len(items) if batching else config.max_samples
 
     async def worker() -> None:
         for item in iterator:
@@ -169,7 +180,7 @@ async def drive(
             store.append(record)
             on_record(record)
 
-    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(config.max_samples, len(items))))]
+    workers = [asyncio.create_task(worker()) for _ in range(max(1, min(width, len(items))))]
     try:
         await asyncio.gather(*workers)
     finally:
@@ -183,6 +194,8 @@ def role_manifests(roles: dict[str, RoleClient]) -> list[RoleManifest]:
         RoleManifest(
             role=name,
             spec=client.backend.spec,
+            endpoint=client.backend.endpoint(),
+            options=public_options(client.backend.options),
             identity=client.backend.identity(),
             generate=client.config.model_dump(exclude_none=True),
             calls=client.calls,
@@ -259,19 +272,23 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
     loaded = load_tasks(config)
     items, skipped = plan(loaded, config.repeats, store.outcomes(repair=True), config.retry_errors)
     cache = ResponseCache(config.cache_path) if config.cache_path else None
-    roles = build_roles(config, cache)
-    manifest = RunManifest(
-        git_commit=git_commit(),
-        command=command_line(),
-        fingerprint=config.fingerprint(),
-        tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
-        roles=role_manifests(roles),
-        seed=config.seed,
-        repeats=config.repeats,
-        limit=config.limit,
-    )
-    outcome = await execute(items, roles, store, config, manifest, cache, progress_factory,
-                            {"skipped_finished": skipped})
+    resources = BackendResources()  # the run's shared clients and engines, closed when it ends
+    try:
+        roles = build_roles(config, cache, resources)
+        manifest = RunManifest(
+            git_commit=git_commit(),
+            command=command_line(),
+            fingerprint=config.fingerprint(),
+            tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
+            roles=role_manifests(roles),
+            seed=config.seed,
+            repeats=config.repeats,
+            limit=config.limit,
+        )
+        outcome = await execute(items, roles, store, config, manifest, cache, progress_factory,
+                                {"skipped_finished": skipped})
+    finally:
+        await resources.aclose()
     outcome.skipped = skipped
     return outcome
 

@@ -77,7 +77,8 @@ class Usage(BaseModel):
 class Completion(BaseModel):
     """A model's answer with its cost and timing."""
 
-    text: str
+    text: str  # the final answer only: reasoning never lands here
+    reasoning: str | None = None  # a reasoning model's thinking (reasoning_content or <think>...</think>)
     model: str = ""
     usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
@@ -126,7 +127,7 @@ class Record(BaseModel):
     scores: dict[str, Score] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-    error_kind: str | None = None  # "generation", "scoring", "task"
+    error_kind: str | None = None  # "generation", "truncated" (no final answer), "scoring", "task"
     started_at: float = 0.0
     finished_at: float = 0.0
 

@@ -9,6 +9,10 @@ ones: `first_attempts(k, fault)` (deterministic) and `random_faults({"429": 0.2,
 a plain dict passed as `faults` means `random_faults(dict)`. Fault names: an HTTP status ("429",
 "500", ...), "drop", "malformed", "empty", "content_filter", "slow".
 
+`reasoning_model=True` makes it answer 400 as the OpenAI API does for o1/o3/gpt-5 models given a
+parameter they reject (max_tokens, stop, a temperature or top_p other than 1). A responder may return a
+dict of message fields (`content`, `reasoning_content`) plus `finish_reason` instead of a string.
+
 Run as a script for another process: `python tests/fake_openai_server.py --port-file PATH [--delay S]`.
 """
 from __future__ import annotations
@@ -113,16 +117,19 @@ class FakeOpenAIServer:
 
     def __init__(
         self,
-        responder: Callable[[list[dict[str, Any]]], str] | None = None,
+        responder: Callable[[list[dict[str, Any]]], str | dict[str, Any]] | None = None,
         faults: FaultFn | dict[str, float] | None = None,
         *,
         delay_s: float = 0.0,
         models: list[str] | None = None,
         port: int = 0,
         seed: int = 0,
+        reasoning_model: bool = False,
     ):
         """`delay_s` delays every request; `models`, if given, are the only known models (others 404)."""
-        self.responder = responder or (lambda messages: DEFAULT_ANSWER)
+        self.responder: Callable[[list[dict[str, Any]]], str | dict[str, Any]] = (
+            responder or (lambda messages: DEFAULT_ANSWER))
+        self.reasoning_model = reasoning_model
         self.faults: FaultFn | None = random_faults(faults, seed) if isinstance(faults, dict) else faults
         self.delay_s = delay_s
         self.models = models
@@ -196,6 +203,22 @@ class FakeOpenAIServer:
             self.successes_by_prompt[prompt] += 1
 
 
+def reasoning_rejection(body: dict[str, Any]) -> dict[str, Any] | None:
+    """The error object the OpenAI API returns (with HTTP 400) when a reasoning model gets a parameter it
+    rejects; None when the request is acceptable."""
+    for name in ("max_tokens", "stop"):
+        if body.get(name) is not None:
+            hint = " Use 'max_completion_tokens' instead." if name == "max_tokens" else ""
+            return {"message": f"Unsupported parameter: '{name}' is not supported with this model.{hint}",
+                    "type": "invalid_request_error", "param": name, "code": "unsupported_parameter"}
+    for name in ("temperature", "top_p"):
+        if body.get(name) is not None and body[name] != 1:
+            return {"message": f"Unsupported value: '{name}' does not support {body[name]} with this model. "
+                               "Only the default (1) value is supported.",
+                    "type": "invalid_request_error", "param": name, "code": "unsupported_value"}
+    return None
+
+
 def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -249,6 +272,10 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 return
             if fault is not None and fault.kind == "slow":
                 server.sleep(fault.delay_s)
+            rejection = reasoning_rejection(body) if server.reasoning_model else None
+            if rejection is not None:
+                self._send_json(400, {"error": rejection})
+                return
             self._answer(body, prompt, fault)
 
         def _answer(self, body: dict[str, Any], prompt: str, fault: Fault | None) -> None:
@@ -264,9 +291,12 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                     for i in range(n)
                 ]
             else:
-                text = server.responder(messages)
+                answer = server.responder(messages)
+                fields = dict(answer) if isinstance(answer, dict) else {"content": answer}
+                finish_reason = fields.pop("finish_reason", "stop")
+                text = fields.get("content") or ""
                 choices = [
-                    {"index": i, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    {"index": i, "message": {"role": "assistant", **fields}, "finish_reason": finish_reason}
                     for i in range(n)
                 ]
             prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)

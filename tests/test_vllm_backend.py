@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from harness.backends import create_backend
-from harness.backends.base import BackendOptions
+from harness.backends.base import BackendOptions, BackendResources
 from harness.errors import BackendError, UserError
 from harness.backends.vllm_local import DEFAULT_MAX_TOKENS, VLLMBackend
 from harness.types import GenerateConfig, Message, Request
@@ -57,18 +57,80 @@ def test_concurrent_requests_share_one_chat_call(fake_vllm):
     assert len(fake_vllm.LLM.instances) == 1
 
 
-def test_batches_are_capped_and_later_requests_form_new_batches(fake_vllm):
+def test_batches_are_not_capped_and_later_requests_form_new_batches(fake_vllm):
     backend = VLLMBackend("org/model")
-    backend.max_batch_size = 50
 
     async def two_waves():
-        first = await generate_all(backend, [request(f"a{i}") for i in range(120)])
+        first = await generate_all(backend, [request(f"a{i}") for i in range(5000)])
         second = await generate_all(backend, [request(f"b{i}") for i in range(3)])
         return first + second
 
     completions = asyncio.run(two_waves())
-    assert [len(call["messages"]) for call in fake_vllm.LLM.calls] == [50, 50, 20, 3]
-    assert completions[119].text == "echo: a119" and completions[-1].text == "echo: b2"
+    assert [len(call["messages"]) for call in fake_vllm.LLM.calls] == [5000, 3]
+    assert completions[4999].text == "echo: a4999" and completions[-1].text == "echo: b2"
+
+
+def test_a_prompt_longer_than_the_context_fails_alone(fake_vllm):
+    backend = VLLMBackend("org/model", BackendOptions(engine_args={"max_model_len": 12}))
+    prompts = [f"short {i}" for i in range(40)]
+    prompts[7] = prompts[29] = " ".join(["long"] * 20)
+    results = asyncio.run(generate_all(backend, [request(p) for p in prompts], return_exceptions=True))
+    failed = [i for i, r in enumerate(results) if isinstance(r, Exception)]
+    assert failed == [7, 29]
+    assert all(isinstance(results[i], BackendError) and "longer than the maximum model length of 12" in str(results[i])
+               for i in failed)
+    assert [r.text for i, r in enumerate(results) if i not in failed] == [f"echo: short {i}" for i in range(40)
+                                                                         if i not in failed]
+    assert len(fake_vllm.LLM.calls[0]["messages"]) == 40  # all prompts were offered at once
+    # the call that generated (no exception) saw every good prompt exactly once overall
+    generated = [conv for call in fake_vllm.LLM.calls for conv in call["messages"]
+                 if all(len(c[-1]["content"].split()) < 5 for c in call["messages"])]
+    assert sorted(c[-1]["content"] for c in generated) == sorted(p for p in prompts if not p.startswith("long"))
+
+
+def test_bad_sampling_settings_fail_only_their_request(fake_vllm):
+    backend = VLLMBackend("org/model")
+    results = asyncio.run(generate_all(backend, [request("ok"), request("bad", top_p=1.5)], return_exceptions=True))
+    assert results[0].text == "echo: ok"
+    assert isinstance(results[1], BackendError) and "top_p" in str(results[1])
+
+
+def test_roles_naming_one_model_share_its_engine(fake_vllm):
+    resources = BackendResources()
+    args = {"max_model_len": 4096}
+    model = create_backend("vllm/org/model", BackendOptions(engine_args=args), resources)
+    judge = create_backend("vllm/org/model", BackendOptions(engine_args=args), resources)
+    other = create_backend("vllm/org/small", BackendOptions(engine_args={"max_model_len": 1024}), resources)
+
+    async def run():
+        try:
+            return await asyncio.gather(model.generate(request("q")), judge.generate(request("grade")),
+                                        other.generate(request("simulate")))
+        finally:
+            await resources.aclose()
+
+    texts = [c.text for c in asyncio.run(run())]
+    assert texts == ["echo: q", "echo: grade", "echo: simulate"]
+    assert fake_vllm.LLM.instances == [{"model": "org/model", "max_model_len": 4096},
+                                       {"model": "org/small", "max_model_len": 1024}]
+    batches = sorted(len(call["messages"]) for call in fake_vllm.LLM.calls)
+    assert batches == [1, 2]  # model and judge requests went into one batch of the shared engine
+
+
+def test_one_model_with_two_sets_of_engine_args_is_refused(fake_vllm):
+    resources = BackendResources()
+    create_backend("vllm/org/model", BackendOptions(engine_args={"max_model_len": 4096}), resources)
+    with pytest.raises(UserError, match="vllm/org/model is used by several roles with different engine arguments"):
+        create_backend("vllm/org/model", BackendOptions(engine_args={"max_model_len": 2048}), resources)
+    assert fake_vllm.LLM.instances == []  # refused before any engine started
+
+
+def test_think_text_is_reasoning_not_answer(fake_vllm):
+    fake_vllm.LLM.thinking = "let me weigh this carefully"
+    backend = VLLMBackend("org/reasoner")
+    done, cut = asyncio.run(generate_all(backend, [request("hello"), request("hello", max_tokens=4)]))
+    assert done.text == "echo: hello" and done.reasoning == "let me weigh this carefully"
+    assert cut.text == "" and cut.finish_reason == "length" and cut.reasoning.startswith("let me")
 
 
 def test_generate_config_maps_to_sampling_params(fake_vllm):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from harness.backends.base import Backend, BackendOptions
+from harness.backends.base import Backend, BackendOptions, BackendResources
 from harness.errors import UserError
 
 BACKENDS: dict[str, str] = {
@@ -24,9 +24,14 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     return kind, name
 
 
-def create_backend(spec: str, options: BackendOptions | None = None) -> Backend:
-    """Instantiate the backend for a model spec such as 'openai/gpt-4o-mini'."""
+def create_backend(spec: str, options: BackendOptions | None = None,
+                   resources: BackendResources | None = None) -> Backend:
+    """Instantiate the backend for a model spec such as 'openai/gpt-4o-mini'; with `resources` it shares
+    the run's clients and engines."""
     kind, name = parse_model_spec(spec)
     module_name, _, class_name = BACKENDS[kind].partition(":")
     module = importlib.import_module(module_name)
-    return getattr(module, class_name)(name, options or BackendOptions())
+    backend = getattr(module, class_name)(name, options or BackendOptions())
+    if resources is not None:
+        backend.share(resources)
+    return backend

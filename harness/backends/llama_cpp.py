@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
-from harness.backends.base import Backend, BackendOptions
+from harness.backends.base import Backend, BackendOptions, split_reasoning
 from harness.errors import BackendError, UserError
 from harness.types import Completion, GenerateConfig, Request, Usage
 
@@ -70,20 +70,10 @@ class SharedEngine:
     workers halve the speed on small machines.
     """
 
-    _open: dict[tuple, "SharedEngine"] = {}
-
-    def __init__(self, key: tuple, path: Path, load_args: dict[str, Any]):
-        self.key, self.path, self.load_args = key, path, load_args
+    def __init__(self, path: Path, load_args: dict[str, Any]):
+        self.path, self.load_args = path, load_args
         self.llm: Any = None
-        self.users = 0
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llama-cpp")
-
-    @classmethod
-    def acquire(cls, path: Path, load_args: dict[str, Any]) -> "SharedEngine":
-        key = (str(path), tuple(sorted((k, repr(v)) for k, v in load_args.items())))
-        engine = cls._open.get(key) or cls._open.setdefault(key, cls(key, path, load_args))
-        engine.users += 1
-        return engine
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run `fn(llm, *args)` on the engine thread (a cancelled caller's call still finishes first)."""
@@ -102,12 +92,8 @@ class SharedEngine:
                 raise UserError(f"could not load {self.path}: {type(exc).__name__}: {exc}") from exc
         return self.llm
 
-    async def release(self) -> None:
-        """Drop one user; the last one closes the model and stops the thread."""
-        self.users -= 1
-        if self.users > 0:
-            return
-        self._open.pop(self.key, None)
+    async def aclose(self) -> None:
+        """Close the model and stop the thread."""
         if self.llm is not None:
             await asyncio.get_running_loop().run_in_executor(self.executor, self.llm.close)
             self.llm = None
@@ -128,7 +114,6 @@ class LlamaCppBackend(Backend):
         super().__init__(model, options)
         self.path = resolve_model_path(model)
         self.engine_args = dict(self.options.engine_args)
-        self._engine: SharedEngine | None = None
         self._identity: dict[str, Any] | None = None
 
     def identity(self) -> dict[str, Any]:
@@ -144,27 +129,27 @@ class LlamaCppBackend(Backend):
     def max_in_flight(self) -> int | None:
         return 1
 
+    def _engine(self) -> SharedEngine:
+        """The run's engine for this file and these load arguments."""
+        load_args = {"n_ctx": DEFAULT_N_CTX, "seed": LOAD_SEED, "verbose": False,
+                     "n_threads": self.options.threads or os.cpu_count(), **self.engine_args}
+        key = ("llama.cpp", str(self.path), tuple(sorted((k, repr(v)) for k, v in load_args.items())))
+        return self.resources.shared(key, lambda: SharedEngine(self.path, load_args), SharedEngine.aclose)
+
     async def generate(self, request: Request) -> Completion:
-        if self._engine is None:
-            load_args = {"n_ctx": DEFAULT_N_CTX, "seed": LOAD_SEED, "verbose": False,
-                         "n_threads": self.options.threads or os.cpu_count(), **self.engine_args}
-            self._engine = SharedEngine.acquire(self.path, load_args)
-        response, seconds = await self._engine.run(_complete, request)
+        response, seconds = await self._engine().run(_complete, request)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
+        answer, reasoning = split_reasoning(choice["message"].get("content") or "", bool(self.options.reasoning))
         return Completion(
-            text=choice["message"].get("content") or "",
+            text=answer,
+            reasoning=reasoning,
             model=self.model,
             usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0),
                         completion_tokens=usage.get("completion_tokens", 0)),
             latency_s=seconds,
             finish_reason=choice.get("finish_reason"),
         )
-
-    async def aclose(self) -> None:
-        if self._engine is not None:
-            await self._engine.release()
-            self._engine = None
 
 
 def _complete(llm: Any, request: Request) -> tuple[dict[str, Any], float]:

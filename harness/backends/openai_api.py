@@ -5,13 +5,14 @@ import email.utils
 import json
 import logging
 import os
+import re
 import time
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.base import Backend, BackendOptions
+from harness.backends.base import Backend, BackendOptions, split_reasoning
 from harness.errors import BackendError, UserError
-from harness.secrets import redact, register_secret_env
-from harness.types import Completion, Request, Usage
+from harness.secrets import public_url, redact, register_secret_env, register_secret_url
+from harness.types import Completion, GenerateConfig, Request, Usage
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -22,13 +23,21 @@ log = logging.getLogger(__name__)
 RETRY_BASE_ENV = "HARNESS_RETRY_BASE_S"
 DEFAULT_RETRY_BASE_S = 1.0
 DEFAULT_RETRY_MAX_S = 60.0
-MAX_RETRY_AFTER_S = 60.0
+DEFAULT_ENDPOINT = "https://api.openai.com/v1"
 PLACEHOLDER_KEY = "not-needed"  # local servers (vLLM, llama.cpp, Ollama) ignore the key
 TRANSIENT_STATUSES = {408, 409, 429}  # plus every 5xx
 PARAMS = ("temperature", "top_p", "max_tokens", "seed", "stop", "n")
+# Reasoning models (o1, o3, o4-mini, gpt-5, ...): named like this unless the role sets `reasoning`.
+REASONING_NAME = re.compile(r"(?:^|/)(?:o[1-9]\d*(?:-|$)|gpt-5)", re.IGNORECASE)
+REASONING_UNSUPPORTED = ("temperature", "top_p", "stop")  # left out for reasoning models
+# A parameter the server rejects is sent under its other name if it has one, else left out.
+RENAMES = {"max_tokens": "max_completion_tokens", "max_completion_tokens": "max_tokens"}
+UNSUPPORTED_CODES = {"unsupported_parameter", "unsupported_value"}
 
 
-_SHARED_CLIENTS: dict[tuple, tuple["AsyncOpenAI", int]] = {}  # (key env var, base_url, timeout) -> (client, users)
+def is_reasoning_model(name: str) -> bool:
+    """The documented name rule: o1/o3/o4-mini/... (o + digit) and gpt-5* models reason."""
+    return REASONING_NAME.search(name) is not None
 
 
 class MalformedResponse(Exception):
@@ -51,13 +60,22 @@ class OpenAIBackend(Backend):
         """Backoff starts at `retry_base_s` (default: $HARNESS_RETRY_BASE_S or 1s), doubling up to `retry_max_s`."""
         super().__init__(model, options)
         self.base_url = self.options.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        register_secret_url(self.base_url)
         self.retry_base_s = retry_base_s if retry_base_s is not None else _env_float(RETRY_BASE_ENV, DEFAULT_RETRY_BASE_S)
         self.retry_max_s = retry_max_s
+        self.reasoning = self.options.reasoning if self.options.reasoning is not None else is_reasoning_model(model)
+        self._rejected: set[str] = set()  # parameters the server answered 400 'unsupported' to
         self._api_key()  # fail early when the key is missing
-        self._client: AsyncOpenAI | None = None
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": self.kind, "model": self.model, "base_url": self.base_url}
+        identity = {"kind": self.kind, "model": self.model,
+                    "base_url": public_url(self.base_url) if self.base_url else None}
+        if self.reasoning:
+            identity["reasoning"] = True  # requests are shaped differently
+        return identity
+
+    def endpoint(self) -> str:
+        return public_url(self.base_url) if self.base_url else DEFAULT_ENDPOINT
 
     def _api_key(self) -> str:
         env = self.options.api_key_env
@@ -68,64 +86,104 @@ class OpenAIBackend(Backend):
         if self.base_url:
             return PLACEHOLDER_KEY
         raise UserError(
-            f"no API key for openai/{self.model}: set ${env} (or choose another variable with --api-key-env), "
-            "or pass --base-url for a local OpenAI-compatible server"
+            f"no API key for openai/{self.model}: set ${env} (or choose another variable with --api-key-env, "
+            "--judge-api-key-env or --simulator-api-key-env), or pass --base-url for a local OpenAI-compatible server"
         )
 
     def _get_client(self) -> AsyncOpenAI:
-        """One AsyncOpenAI (one connection pool) per endpoint, shared by every role that calls it."""
-        if self._client is None:
-            from openai import AsyncOpenAI
+        """One AsyncOpenAI (one connection pool) per endpoint and key, shared by every role that calls it."""
+        from openai import AsyncOpenAI
 
-            self._client_key = (self.options.api_key_env, self.base_url, self.options.timeout_s)
-            client, users = _SHARED_CLIENTS.get(self._client_key, (None, 0))
-            if client is None:
-                client = AsyncOpenAI(api_key=self._api_key(), base_url=self.base_url, max_retries=0,
-                                     timeout=self.options.timeout_s)
-            _SHARED_CLIENTS[self._client_key] = (client, users + 1)
-            self._client = client
-        return self._client
+        def create() -> AsyncOpenAI:
+            return AsyncOpenAI(api_key=self._api_key(), base_url=self.base_url, max_retries=0,
+                               timeout=self.options.timeout_s)
+
+        key = ("openai", self.options.api_key_env, self.base_url, self.options.timeout_s)
+        return self.resources.shared(key, create, lambda client: client.close())
 
     async def generate(self, request: Request) -> Completion:
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
-
+        """One completion; a 400 'unsupported parameter/value' answer is retried once without that parameter
+        (which this backend then leaves out of later requests too)."""
         retries: list[str] = []
+        started = time.perf_counter()
+        while True:
+            try:
+                completion = await self._attempts(request, retries)
+                break
+            except Exception as exc:  # noqa: BLE001 - sorted out by _failure
+                rejected = self._rejected_parameter(exc, request.config)
+                if rejected is None:
+                    raise self._failure(exc, retries) from None
+                self._rejected.add(rejected)
+                log.warning("openai/%s: the server does not accept '%s' (%s); retrying without it",
+                            self.model, rejected, _server_message(exc))
+        return completion.model_copy(update={"latency_s": time.perf_counter() - started, "retries": retries})
+
+    async def _attempts(self, request: Request, retries: list[str]) -> Completion:
+        """One call with tenacity retries of transient failures; each retried attempt is noted in `retries`."""
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
         def note_retry(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             wait = state.next_action.sleep if state.next_action else 0.0
-            retries.append(f"attempt {state.attempt_number}: {self._describe(exc)}, waited {wait:.2f}s")
+            retries.append(f"attempt {len(retries) + 1}: {self._describe(exc)}, waited {wait:.2f}s")
             log.debug("openai/%s retrying: %s", self.model, retries[-1])
 
-        started = time.perf_counter()
-        try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.options.max_retries + 1),
-                wait=self._wait,
-                retry=retry_if_exception(_is_transient),
-                before_sleep=note_retry,
-                reraise=True,
-            ):
-                with attempt:
-                    completion = await self._call(request)
-        except Exception as exc:
-            permanent = not _is_transient(exc)
-            if permanent and not _is_api_error(exc):
-                raise  # a bug, not a failed request
-            message = self._describe(exc, hint=True)
-            if not permanent:
-                message += f" (gave up after {len(retries) + 1} attempts)"
-            raise BackendError(f"openai/{self.model}: {message}", retries=retries, permanent=permanent) from None
-        return completion.model_copy(update={"latency_s": time.perf_counter() - started, "retries": retries})
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self.options.max_retries + 1),
+            wait=self._wait,
+            retry=retry_if_exception(_is_transient),
+            before_sleep=note_retry,
+            reraise=True,
+        ):
+            with attempt:
+                completion = await self._call(request)
+        return completion
+
+    def _failure(self, exc: Exception, retries: list[str]) -> Exception:
+        """The exception to raise for a call that failed for good: a BackendError, or `exc` itself for a bug."""
+        permanent = not _is_transient(exc)
+        if permanent and not _is_api_error(exc):
+            return exc  # a bug, not a failed request
+        message = self._describe(exc, hint=True)
+        if not permanent:
+            message += f" (gave up after {len(retries) + 1} attempts)"
+        return BackendError(f"openai/{self.model}: {message}", retries=retries, permanent=permanent)
+
+    def body_params(self, config: GenerateConfig) -> dict[str, Any]:
+        """The generation parameters sent: reasoning models get max_completion_tokens and none of the
+        sampling knobs they reject; parameters the server rejected before are renamed or left out."""
+        params = {name: getattr(config, name) for name in PARAMS if getattr(config, name) is not None}
+        if self.reasoning:
+            params = {k: v for k, v in params.items() if k not in REASONING_UNSUPPORTED}
+            if "max_tokens" in params:
+                params["max_completion_tokens"] = params.pop("max_tokens")
+        for name in self._rejected & set(params):
+            value = params.pop(name)
+            other = RENAMES.get(name)
+            if other and other not in self._rejected:
+                params[other] = value
+        return params
+
+    def _rejected_parameter(self, exc: BaseException, config: GenerateConfig) -> str | None:
+        """The parameter a 400 'unsupported parameter/value' answer names, if we sent it and it is new."""
+        from openai import APIStatusError
+
+        if not isinstance(exc, APIStatusError) or exc.status_code != 400 or not isinstance(exc.body, dict):
+            return None
+        error = exc.body.get("error", exc.body)
+        if not isinstance(error, dict) or error.get("code") not in UNSUPPORTED_CODES:
+            return None
+        param = error.get("param")
+        return param if param in self.body_params(config) and param not in self._rejected else None
 
     async def _call(self, request: Request) -> Completion:
         """One HTTP attempt; raises the client's errors or MalformedResponse."""
         from openai.types.chat import ChatCompletion
 
-        config = request.config
-        params = {name: getattr(config, name) for name in PARAMS if getattr(config, name) is not None}
         try:
-            body = {"model": self.model, "messages": [m.model_dump() for m in request.messages], **params}
+            body = {"model": self.model, "messages": [m.model_dump() for m in request.messages],
+                    **self.body_params(request.config)}
             response = await self._get_client().post("/chat/completions", body=body, cast_to=ChatCompletion)
         except json.JSONDecodeError as exc:  # the client does not wrap invalid JSON bodies
             raise MalformedResponse(f"invalid JSON in response ({exc.msg})") from None
@@ -135,8 +193,11 @@ class OpenAIBackend(Backend):
             raise MalformedResponse("response has no choices")
         choice = response.choices[0]
         usage = response.usage
+        answer, thinking = split_reasoning(choice.message.content or "", self.reasoning)
+        served = getattr(choice.message, "reasoning_content", None) or getattr(choice.message, "reasoning", None)
         return Completion(
-            text=choice.message.content or choice.message.refusal or "",
+            text=answer or choice.message.refusal or "",
+            reasoning=served if isinstance(served, str) and served else thinking,
             model=response.model or self.model,
             usage=Usage(
                 prompt_tokens=usage.prompt_tokens if usage else 0,
@@ -151,7 +212,7 @@ class OpenAIBackend(Backend):
 
         backoff = wait_exponential_jitter(multiplier=self.retry_base_s, max=self.retry_max_s, jitter=self.retry_base_s)
         exc = state.outcome.exception() if state.outcome else None
-        return max(backoff(state), _retry_after(exc))
+        return max(backoff(state), _retry_after(exc, self.options.max_retry_after_s))
 
     def _describe(self, exc: BaseException | None, hint: bool = False) -> str:
         """One redacted line: status + server message (+ what to check, for permanent errors)."""
@@ -166,23 +227,13 @@ class OpenAIBackend(Backend):
             text = f"timed out after {self.options.timeout_s:g}s"
         elif isinstance(exc, APIConnectionError):
             cause = exc.__cause__
-            where = self.base_url or "the OpenAI API"
+            where = public_url(self.base_url) if self.base_url else "the OpenAI API"
             text = f"connection error to {where}" + (f" ({type(cause).__name__})" if cause else "")
         elif isinstance(exc, MalformedResponse):
             text = f"malformed response: {exc}"
         else:
             text = f"{type(exc).__name__}: {exc}"
         return redact(" ".join(text.split()))
-
-    async def aclose(self) -> None:
-        if self._client is not None:
-            client, users = _SHARED_CLIENTS.pop(self._client_key)
-            if users > 1:
-                _SHARED_CLIENTS[self._client_key] = (client, users - 1)
-            else:
-                await client.close()
-            self._client = None
-
 
 _HINTS = {
     400: "the server rejected the request; check the generation settings for this model",
@@ -218,8 +269,8 @@ def _server_message(exc: Any) -> str:
     return str(body)[:200] if body else "(no message)"
 
 
-def _retry_after(exc: BaseException | None) -> float:
-    """Seconds the server asked us to wait (retry-after-ms or Retry-After), capped; 0 if none."""
+def _retry_after(exc: BaseException | None, cap: float) -> float:
+    """Seconds the server asked us to wait (retry-after-ms or Retry-After), at most `cap`; 0 if none."""
     response = getattr(exc, "response", None)
     if response is None:
         return 0.0
@@ -238,7 +289,7 @@ def _retry_after(exc: BaseException | None) -> float:
                 seconds = None
     if seconds is None or seconds != seconds:  # missing or NaN
         return 0.0
-    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+    return min(max(seconds, 0.0), cap)
 
 
 def _to_float(value: str) -> float | None:

@@ -1,4 +1,5 @@
-"""In-process vLLM backend: concurrent requests are micro-batched into single `LLM.chat` calls."""
+"""In-process vLLM backend: concurrent requests are batched into single `LLM.chat` calls on one engine
+per model, shared by every role that names that model."""
 from __future__ import annotations
 
 import asyncio
@@ -6,7 +7,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from harness.backends.base import Backend, BackendOptions
+from harness.backends.base import Backend, BackendOptions, BackendResources, split_reasoning
 from harness.errors import BackendError, UserError
 from harness.types import Completion, GenerateConfig, Request, Usage
 
@@ -21,6 +22,7 @@ PERFORMANCE_ARGS = frozenset({
     "swap_space", "cpu_offload_gb", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
     "disable_log_stats", "distributed_executor_backend",
 })
+Pending = tuple[Request, "asyncio.Future[Completion]"]
 
 
 def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
@@ -36,37 +38,36 @@ def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
     return kwargs
 
 
-class VLLMBackend(Backend):
-    """`vllm/<hf-id-or-path>`: one engine per process; requests pending together share one `LLM.chat`.
+def import_vllm() -> Any:
+    try:
+        import vllm
+    except ImportError as exc:
+        raise UserError(INSTALL_HINT) from exc
+    return vllm
 
-    A batch is flushed once no new request has arrived for `batch_window_s`, or when
-    `max_batch_size` requests are waiting; requests arriving while a batch runs form the next one.
-    With `n > 1` the text is the first sample, and usage counts the tokens of all samples.
+
+class VLLMEngine:
+    """One `vllm.LLM` and the thread that drives it; requests pending together go into one `LLM.chat`.
+
+    A batch is flushed once no new request has arrived for `batch_window_s`; requests arriving while a
+    batch runs form the next one. There is no cap on a batch: vLLM schedules it itself.
     """
 
-    kind = "vllm"
     batch_window_s = 0.03
-    max_batch_size = 4096
 
-    def __init__(self, model: str, options: BackendOptions | None = None):
-        super().__init__(model, options)
-        self.engine_args = dict(self.options.engine_args)
+    def __init__(self, model: str, engine_args: dict[str, Any]):
+        self.model, self.engine_args = model, engine_args
         self._llm: Any = None
-        self._pending: list[tuple[Request, asyncio.Future[Completion]]] = []
+        self._pending: list[Pending] = []
         self._last_arrival = 0.0
         self._flusher: asyncio.Task[None] | None = None
-        self._executor: ThreadPoolExecutor | None = None  # one thread creates and drives the engine
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm")
 
-    def identity(self) -> dict[str, Any]:
-        args = {k: v for k, v in sorted(self.engine_args.items()) if k not in PERFORMANCE_ARGS}
-        return {**super().identity(), "engine_args": args}
-
-    def max_in_flight(self) -> int | None:
-        return None
-
-    async def generate(self, request: Request) -> Completion:
+    async def generate(self, request: Request) -> tuple[Any, float]:
+        """(the engine's RequestOutput for `request`, seconds its batch took); BackendError for this request
+        alone, UserError when the engine cannot start."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Completion] = loop.create_future()
+        future: asyncio.Future[Any] = loop.create_future()
         self._pending.append((request, future))
         self._last_arrival = loop.time()
         if self._flusher is None or self._flusher.done():
@@ -77,59 +78,72 @@ class VLLMBackend(Backend):
         """Run batches one after another until nothing is pending."""
         loop = asyncio.get_running_loop()
         while self._pending:
-            while len(self._pending) < self.max_batch_size:
-                wait = self._last_arrival + self.batch_window_s - loop.time()
-                if wait <= 0:
-                    break
+            while (wait := self._last_arrival + self.batch_window_s - loop.time()) > 0:
                 await asyncio.sleep(wait)
-            batch = [item for item in self._pending[: self.max_batch_size] if not item[1].done()]
-            del self._pending[: self.max_batch_size]
-            if batch:  # empty when every caller was cancelled
+            batch = [item for item in self._pending if not item[1].done()]  # done: the caller was cancelled
+            self._pending = []
+            if batch:
                 await self._run_batch(batch)
 
-    async def _run_batch(self, batch: list[tuple[Request, asyncio.Future[Completion]]]) -> None:
+    async def _run_batch(self, batch: list[Pending]) -> None:
         """Generate for every request of the batch and resolve their futures."""
         started = time.perf_counter()
-        results: list[Completion | Exception]
         try:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm")
-            requests = [request for request, _ in batch]
-            outputs = await asyncio.get_running_loop().run_in_executor(self._executor, self._chat, requests)
-            if len(outputs) != len(batch):
-                raise RuntimeError(f"engine returned {len(outputs)} outputs for {len(batch)} prompts")
-            latency = time.perf_counter() - started
-            results = [self._completion(output, latency) for output in outputs]
+            results = await asyncio.get_running_loop().run_in_executor(
+                self._executor, self._chat_isolating, [request for request, _ in batch])
         except UserError as exc:
             results = [UserError(str(exc)) for _ in batch]
-        except Exception as exc:  # noqa: BLE001 - any engine failure fails the whole batch
-            message = f"vLLM engine error: {type(exc).__name__}: {exc}"
-            results = [BackendError(message) for _ in batch]
+        except Exception as exc:  # noqa: BLE001 - an engine failure (not one prompt's) fails the whole batch
+            results = [BackendError(f"vLLM engine error: {type(exc).__name__}: {exc}") for _ in batch]
+        latency = time.perf_counter() - started
         for (_, future), result in zip(batch, results):
             if future.done():  # the caller was cancelled
                 continue
             if isinstance(result, Exception):
                 future.set_exception(result)
             else:
-                future.set_result(result)
+                future.set_result((result, latency))
 
-    def _chat(self, requests: list[Request]) -> list[Any]:
-        """Blocking: one `LLM.chat` call for all requests (on the engine thread)."""
-        vllm = self._import_vllm()
-        llm = self._engine(vllm)
-        conversations = [[m.model_dump() for m in r.messages] for r in requests]
-        params = [vllm.SamplingParams(**sampling_kwargs(r.config)) for r in requests]
-        return llm.chat(conversations, sampling_params=params, use_tqdm=False, add_generation_prompt=True)
+    def _chat_isolating(self, requests: list[Request]) -> list[Any]:
+        """Blocking: `LLM.chat` for all requests, one result (output or BackendError) per request.
 
-    @staticmethod
-    def _import_vllm() -> Any:
-        try:
-            import vllm
-        except ImportError as exc:
-            raise UserError(INSTALL_HINT) from exc
-        return vllm
+        vLLM checks every prompt before it generates anything and rejects the whole call with a ValueError
+        when one is bad (e.g. longer than max_model_len); the batch is then split in halves until the bad
+        prompts stand alone, so each fails by itself and every other prompt is generated exactly once.
+        """
+        vllm = import_vllm()
+        llm = self._loaded(vllm)
+        results: list[Any] = [None] * len(requests)
+        todo: list[tuple[int, Any]] = []
+        for index, request in enumerate(requests):
+            try:
+                todo.append((index, vllm.SamplingParams(**sampling_kwargs(request.config))))
+            except (TypeError, ValueError) as exc:
+                results[index] = BackendError(f"vLLM rejected the generation settings: {exc}")
 
-    def _engine(self, vllm: Any) -> Any:
+        def chat(part: list[tuple[int, Any]]) -> None:
+            conversations = [[m.model_dump() for m in requests[i].messages] for i, _ in part]
+            try:
+                outputs = llm.chat(conversations, sampling_params=[p for _, p in part], use_tqdm=False,
+                                   add_generation_prompt=True)
+            except ValueError as exc:
+                if len(part) == 1:
+                    results[part[0][0]] = BackendError(f"vLLM rejected the prompt: {exc}")
+                    return
+                middle = len(part) // 2
+                chat(part[:middle])
+                chat(part[middle:])
+                return
+            if len(outputs) != len(part):
+                raise RuntimeError(f"engine returned {len(outputs)} outputs for {len(part)} prompts")
+            for (i, _), output in zip(part, outputs):
+                results[i] = output
+
+        if todo:
+            chat(todo)
+        return results
+
+    def _loaded(self, vllm: Any) -> Any:
         """The `vllm.LLM`, created on first use with the model's own chat template."""
         if self._llm is None:
             try:
@@ -138,10 +152,55 @@ class VLLMBackend(Backend):
                 raise UserError(f"could not start vLLM for '{self.model}': {type(exc).__name__}: {exc}") from exc
         return self._llm
 
-    def _completion(self, output: Any, latency: float) -> Completion:
+    async def aclose(self) -> None:
+        if self._flusher is not None and not self._flusher.done():
+            self._flusher.cancel()
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
+        self._executor.shutdown()
+
+    def _release(self) -> None:
+        self._llm = None
+
+
+class VLLMBackend(Backend):
+    """`vllm/<hf-id-or-path>`: roles naming the same model share one VLLMEngine (and must then agree on
+    its engine arguments). With `n > 1` the text is the first sample, and usage counts the tokens of all
+    samples. `<think>...</think>` reasoning is split from the answer."""
+
+    kind = "vllm"
+    batches_requests = True
+
+    def __init__(self, model: str, options: BackendOptions | None = None):
+        super().__init__(model, options)
+        self.engine_args = dict(self.options.engine_args)
+
+    def share(self, resources: BackendResources) -> None:
+        super().share(resources)
+        self._engine()  # a conflict with another role's engine arguments shows now, before any work
+
+    def _engine(self) -> VLLMEngine:
+        engine = self.resources.shared(("vllm", self.model), lambda: VLLMEngine(self.model, self.engine_args),
+                                       VLLMEngine.aclose)
+        if engine.engine_args != self.engine_args:
+            raise UserError(
+                f"vllm/{self.model} is used by several roles with different engine arguments "
+                f"({engine.engine_args} and {self.engine_args}); they share one engine, so give them the same")
+        return engine
+
+    def identity(self) -> dict[str, Any]:
+        args = {k: v for k, v in sorted(self.engine_args.items()) if k not in PERFORMANCE_ARGS}
+        return {**super().identity(), "engine_args": args}
+
+    def max_in_flight(self) -> int | None:
+        return None
+
+    async def generate(self, request: Request) -> Completion:
+        output, latency = await self._engine().generate(request)
         first = output.outputs[0]
+        answer, reasoning = split_reasoning(first.text, bool(self.options.reasoning))
         return Completion(
-            text=first.text,
+            text=answer,
+            reasoning=reasoning,
             model=self.model,
             usage=Usage(
                 prompt_tokens=len(output.prompt_token_ids or []),
@@ -150,12 +209,3 @@ class VLLMBackend(Backend):
             latency_s=latency,
             finish_reason=first.finish_reason,
         )
-
-    async def aclose(self) -> None:
-        if self._executor is not None:
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
-            self._executor.shutdown()
-            self._executor = None
-
-    def _release(self) -> None:
-        self._llm = None

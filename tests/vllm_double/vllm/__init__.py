@@ -4,9 +4,17 @@
 Generation is deterministic: the answer echoes the last user message, one token per word,
 cut at `max_tokens` (finish_reason "length") or at a stop string (finish_reason "stop").
 Set `LLM.fail_with` to an exception to make `chat` raise it.
+
+As the real engine does, `chat` checks every prompt before generating anything and rejects the whole
+call with vLLM's ValueError when one is longer than the `max_model_len` engine argument.
+`LLM.thinking` (text) makes it answer like a reasoning model: `<think>{thinking}</think>` first, counted
+against max_tokens. With $VLLM_DOUBLE_LOG set, every engine start and chat call is appended there as a
+JSON line (for tests that drive the CLI in a subprocess).
 """
 from __future__ import annotations
 
+import json
+import os
 import zlib
 from typing import Any
 
@@ -26,16 +34,18 @@ class LLM:
     instances: list[dict[str, Any]] = []
     calls: list[dict[str, Any]] = []
     fail_with: BaseException | None = None
+    thinking: str | None = None
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         self.model = model
         self.kwargs = kwargs
         LLM.instances.append({"model": model, **kwargs})
+        _log({"event": "init", "model": model, **kwargs})
         self._request_counter = 0
 
     @classmethod
     def reset(cls) -> None:
-        cls.instances, cls.calls, cls.fail_with = [], [], None
+        cls.instances, cls.calls, cls.fail_with, cls.thinking = [], [], None, None
 
     def chat(
         self,
@@ -59,6 +69,7 @@ class LLM:
             "chat_template": chat_template,
             "add_generation_prompt": add_generation_prompt,
         })
+        _log({"event": "chat", "model": self.model, "prompts": len(conversations)})
         if LLM.fail_with is not None:
             raise LLM.fail_with
         if add_generation_prompt and continue_final_message:
@@ -71,12 +82,20 @@ class LLM:
             params = list(sampling_params)
             if len(params) != len(conversations):
                 raise ValueError("The lengths of prompts and sampling_params must be the same.")
+        max_model_len = self.kwargs.get("max_model_len")
+        for conversation in conversations:
+            length = len(_token_ids(_render(conversation)))
+            if max_model_len is not None and length > max_model_len:
+                raise ValueError(
+                    f"The decoder prompt (length {length}) is longer than the maximum model length of "
+                    f"{max_model_len}. Make sure that `max_model_len` is no smaller than the number of text tokens.")
         return [self._generate(conv, p) for conv, p in zip(conversations, params)]
 
     def _generate(self, conversation: list[dict[str, Any]], params: SamplingParams) -> RequestOutput:
-        prompt = "".join(f"<|{m['role']}|>{m['content']}\n" for m in conversation) + "<|assistant|>"
+        prompt = _render(conversation)
         last_user = next((m["content"] for m in reversed(conversation) if m["role"] == "user"), "")
-        words = f"echo: {last_user}".split()
+        thought = f"<think> {LLM.thinking} </think> " if LLM.thinking is not None else ""
+        words = f"{thought}echo: {last_user}".split()
         finish_reason, stop_reason = "stop", None
         if params.max_tokens is not None and len(words) > params.max_tokens:
             words, finish_reason = words[: params.max_tokens], "length"
@@ -93,3 +112,15 @@ class LLM:
         self._request_counter += 1
         return RequestOutput(request_id=request_id, prompt=prompt, prompt_token_ids=_token_ids(prompt),
                              prompt_logprobs=None, outputs=outputs, finished=True)
+
+
+def _render(conversation: list[dict[str, Any]]) -> str:
+    """The double's chat template."""
+    return "".join(f"<|{m['role']}|>{m['content']}\n" for m in conversation) + "<|assistant|>"
+
+
+def _log(event: dict[str, Any]) -> None:
+    path = os.environ.get("VLLM_DOUBLE_LOG")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(event) + "\n")

@@ -1,0 +1,114 @@
+"""The run file of `harness run --config eval.yaml`: every option of `run` in YAML, validated once."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness.errors import UserError
+from harness.secrets import redact_urls
+
+
+class RoleSettings(BaseModel):
+    """One role (model, a judge, the simulator): its spec and its own endpoint, limits, engine and
+    generation settings. Unset fields fall back (see harness.cli_run.resolve_roles)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: str | None = None
+    base_url: str | None = None
+    api_key_env: str | None = None
+    max_connections: int | None = Field(None, ge=1)
+    timeout: float | None = Field(None, gt=0)
+    max_retries: int | None = Field(None, ge=0)
+    max_retry_after: float | None = Field(None, ge=0)
+    threads: int | None = Field(None, ge=1)
+    engine_args: dict[str, Any] | None = None
+    reasoning: bool | None = None
+    temperature: float | None = Field(None, ge=0)
+    top_p: float | None = Field(None, gt=0, le=1)
+    max_tokens: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _spec_alone(cls, data: Any) -> Any:
+        """`judges: [openai/a, openai/b]`: a bare string is the spec."""
+        return {"spec": data} if isinstance(data, str) else data
+
+
+class RunFile(BaseModel):
+    """The options of `harness run`, as a YAML mapping; the role blocks take RoleSettings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: RoleSettings | None = None
+    judges: list[RoleSettings] | None = None
+    simulator: RoleSettings | None = None
+    tasks: list[str] | None = None
+    task_options: dict[str, dict[str, Any]] | None = None
+    refusal_scorer: Literal["rules", "judge", "hybrid"] | None = None
+    limit: int | None = Field(None, ge=1)
+    seed: int | None = None
+    repeats: int | None = Field(None, ge=1)
+    max_samples: int | None = Field(None, ge=1)
+    run_dir: Path | None = None
+    cache: Path | None = None
+    no_cache: bool | None = None
+    retry_errors: bool | None = None
+    no_progress: bool | None = None
+
+    @field_validator("tasks", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return [t.strip() for t in value.split(",") if t.strip()] if isinstance(value, str) else value
+
+    @field_validator("judges", "simulator")
+    @classmethod
+    def _spec_given(cls, value: Any) -> Any:
+        """Judges and the simulator have no default model."""
+        roles = value if isinstance(value, list) else [value]
+        for number, role in enumerate(roles, start=1):
+            if role is not None and role.spec is None:
+                raise ValueError(f"{'entry ' + str(number) + ' ' if len(roles) > 1 else ''}has no spec (kind/name)")
+        return value
+
+
+def load_run_file(path: Path) -> RunFile:
+    """Read and validate a run file; any problem is one UserError naming the file, the key and the problem."""
+    import yaml
+
+    from harness.backends.scripted import yaml_problem
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the run file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: invalid YAML ({yaml_problem(exc)})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of run options (model, judges, tasks, ...)")
+    try:
+        return RunFile.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(f"{path}: {describe(exc.errors()[0])}") from None
+
+
+def describe(error: Any) -> str:
+    """'key judges[1].max_connections: input should be greater than or equal to 1 (got 0)'."""
+    key = ""
+    for part in error["loc"]:
+        key += f"[{part}]" if isinstance(part, int) else (f".{part}" if key else str(part))
+    if error["type"] == "extra_forbidden":
+        known = RunFile.model_fields if len(error["loc"]) == 1 else RoleSettings.model_fields
+        return f"key '{key}': unknown key (known: {', '.join(known)})"
+    problem = error["msg"].removeprefix("Value error, ")
+    problem = problem[0].lower() + problem[1:]
+    shown = error.get("input")
+    got = f" (got {redact_urls(repr(shown))})" if isinstance(shown, (str, int, float, bool)) else ""
+    return f"key '{key}': {problem}{got}" if key else problem

@@ -252,7 +252,7 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._error(400, "Request body is not a JSON object", "invalid_request_error")
                 return
             prompt, attempt = server.record(self.path, dict(self.headers), body)
-            if self.path.rstrip("/") != "/v1/chat/completions":
+            if self.path.partition("?")[0].rstrip("/") != "/v1/chat/completions":  # query: e.g. ?api-key=
                 self._error(404, f"Unknown path {self.path}", "not_found")
                 return
             if server.delay_s:

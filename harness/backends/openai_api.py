@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import time
+import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.base import Backend, BackendOptions, split_reasoning
@@ -95,8 +96,10 @@ class OpenAIBackend(Backend):
         from openai import AsyncOpenAI
 
         def create() -> AsyncOpenAI:
-            return AsyncOpenAI(api_key=self._api_key(), base_url=self.base_url, max_retries=0,
-                               timeout=self.options.timeout_s)
+            # A query string in the URL (e.g. ?api-key=...) goes on every request, after the path.
+            base_url, _, query = (self.base_url or "").partition("?")
+            return AsyncOpenAI(api_key=self._api_key(), base_url=base_url or None, max_retries=0,
+                               timeout=self.options.timeout_s, default_query=dict(urllib.parse.parse_qsl(query)))
 
         key = ("openai", self.options.api_key_env, self.base_url, self.options.timeout_s)
         return self.resources.shared(key, create, lambda client: client.close())

@@ -69,21 +69,23 @@ class RoleClient:
             raise
         self.retries += len(completion.retries)
         self.usage = self.usage + completion.usage
-        check_answer(completion)
+        check_answer(completion, self.backend.reasoning)
         if key is not None:
             self.cache.put(key, completion)
         return completion
 
 
-def check_answer(completion: Completion) -> None:
-    """NoAnswer when a completion has no final answer: empty, or cut off (finish_reason=length) while the
-    model was still reasoning. A provider's content filter is an answer of its own and passes."""
+def check_answer(completion: Completion, reasoning_model: bool) -> None:
+    """NoAnswer when a completion has no final answer: cut off by the token limit before any answer, or
+    empty from a reasoning model (or after reasoning text). A plain empty answer of another model stays an
+    answer (the benchmarks' convention, e.g. XSTest: empty = refusal); a content filter's stop too."""
     if completion.text.strip() or completion.finish_reason == "content_filter":
         return
     if completion.finish_reason == "length":
         raise NoAnswer("no final answer: the token limit was reached" +
                        (" while the model was reasoning" if completion.reasoning else ""), completion)
-    raise NoAnswer("empty answer", completion)
+    if reasoning_model or completion.reasoning:
+        raise NoAnswer("empty answer after reasoning", completion)
 
 
 class SampleContext:

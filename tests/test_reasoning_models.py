@@ -172,3 +172,24 @@ def test_cli_no_final_answer_is_a_truncated_error_not_a_refusal(cli, tmp_path) -
     summary = read_summary(tmp_path / "run")  # the three safe prompts had no answer: none counts as refused
     assert metric(summary, "overrefusal", "overrefusal.safe_refusal")["n"] == 0
     assert metric(summary, "overrefusal", "overrefusal.unsafe_compliance")["n"] == 3
+
+
+@pytest.mark.parametrize("text, finish, reasoning, reasoning_model, truncated", [
+    ("", "length", None, False, True),  # the token limit hit before any answer
+    ("", "stop", "thought a lot", False, True),  # reasoning, then nothing
+    ("", "stop", None, True, True),  # a reasoning model's empty answer
+    ("", "stop", None, False, False),  # another model's empty answer: the benchmarks' convention applies
+    ("", "content_filter", None, True, False),  # the provider's filter answered
+    ("Partial ans", "length", "x", True, False),  # cut short, but there is an answer
+])
+def test_which_completions_have_no_answer(text, finish, reasoning, reasoning_model, truncated) -> None:
+    from harness.context import check_answer
+    from harness.errors import NoAnswer
+
+    completion = Completion(text=text, finish_reason=finish, reasoning=reasoning)
+    if truncated:
+        with pytest.raises(NoAnswer) as caught:
+            check_answer(completion, reasoning_model)
+        assert caught.value.kind == "truncated" and caught.value.completion is completion
+    else:
+        check_answer(completion, reasoning_model)

@@ -91,6 +91,7 @@ class Backend(abc.ABC):
     def __init__(self, model: str, options: BackendOptions | None = None):
         self.model = model
         self.options = options or BackendOptions()
+        self.reasoning = bool(self.options.reasoning)  # a reasoning model: its empty answers are truncations
         self.resources = BackendResources()  # this backend's own, until share() gives it the run's
         self._owns_resources = True
 

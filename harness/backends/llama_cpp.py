@@ -140,7 +140,7 @@ class LlamaCppBackend(Backend):
         response, seconds = await self._engine().run(_complete, request)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
-        answer, reasoning = split_reasoning(choice["message"].get("content") or "", bool(self.options.reasoning))
+        answer, reasoning = split_reasoning(choice["message"].get("content") or "", self.reasoning)
         return Completion(
             text=answer,
             reasoning=reasoning,

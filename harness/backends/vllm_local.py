@@ -197,7 +197,7 @@ class VLLMBackend(Backend):
     async def generate(self, request: Request) -> Completion:
         output, latency = await self._engine().generate(request)
         first = output.outputs[0]
-        answer, reasoning = split_reasoning(first.text, bool(self.options.reasoning))
+        answer, reasoning = split_reasoning(first.text, self.reasoning)
         return Completion(
             text=answer,
             reasoning=reasoning,

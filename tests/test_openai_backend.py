@@ -91,6 +91,14 @@ def test_retry_after_is_honoured(fault: Fault) -> None:
         assert 0.3 <= completion.latency_s < 2.0
 
 
+def test_retry_after_is_capped_per_role() -> None:
+    with FakeOpenAIServer(faults=first_attempts(1, Fault(status=429, retry_after=3600))) as srv:
+        completion = generate(backend_for(srv, max_retry_after_s=0.2))
+        assert completion.text == DEFAULT_ANSWER
+        assert "waited 0.20s" in completion.retries[0]  # not the hour the server asked for
+        assert completion.latency_s < 2.0
+
+
 def test_server_errors_are_retried_until_success() -> None:
     with FakeOpenAIServer(faults=first_attempts(2, "500")) as srv:
         completion = generate(backend_for(srv))

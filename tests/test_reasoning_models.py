@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 from conftest import metric, read_records, read_summary
 from fake_openai_server import FakeOpenAIServer
+
 from harness.backends.base import BackendOptions
 from harness.backends.openai_api import OpenAIBackend, is_reasoning_model
 from harness.errors import BackendError

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import harness_env, read_records
 from fake_openai_server import FakeOpenAIServer, last_user_text
 from harness_tasks.persuasion.strategies import NAMES
@@ -241,3 +240,21 @@ def test_a_regular_install_inside_a_users_repository_records_no_commit(tmp_path)
     assert out.returncode == 0, out.stderr
     imported, commit = out.stdout.split()
     assert imported.startswith(str(site)) and commit == "None"
+
+
+def test_the_readme_run_file_example_is_valid():
+    import re
+
+    from harness.run_file import load_run_file
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    example = re.search(r"```yaml\n(model:.*?)```", readme, re.DOTALL)
+    assert example is not None
+    path = Path(__file__).parent / "fixtures" / "_readme_example.yaml"
+    try:
+        path.write_text(example.group(1), encoding="utf-8")
+        loaded = load_run_file(path)
+    finally:
+        path.unlink(missing_ok=True)
+    assert [j.base_url for j in loaded.judges] == ["https://api.openai.com/v1", "https://llm-proxy.example.org/v1"]
+    assert loaded.model.reasoning is True and loaded.simulator.spec == "openai/gpt-4o-mini"

@@ -35,18 +35,27 @@ INHERITED = ("base_url", "api_key_env", "max_connections", "timeout", "max_retri
 GENERATION = ("temperature", "top_p", "max_tokens", "seed")
 
 
+def flag_settings(opts: dict[str, Any], role: str = "model", given: set[str] | None = None) -> dict[str, Any]:
+    """A role's settings from its flags (--base-url for the model, --judge-base-url, ...): every one, defaults
+    included, or with `given` only those the user typed."""
+    prefix = "" if role == "model" else f"{role}_"
+    names = {field: prefix + flag for field, flag in ROLE_FLAGS.items()
+             if prefix + flag in opts and (given is None or prefix + flag in given)}
+    settings = {field: opts[name] for field, name in names.items()}
+    if "engine_args" in settings:  # BackendOptions parses the values
+        settings["engine_args"] = split_key_values(settings["engine_args"], f"--{prefix.replace('_', '-')}vllm-arg")
+    return settings
+
+
 def backend_options(opts: dict[str, Any]) -> BackendOptions:
     """BackendOptions from the shared model options of the CLI (see cli.model_options)."""
-    return options_of({field: opts[flag] for field, flag in ROLE_FLAGS.items() if flag in opts})
+    return options_of(flag_settings(opts))
 
 
 def options_of(settings: dict[str, Any]) -> BackendOptions:
     """BackendOptions from resolved role settings; the key variable and URL credentials become secrets."""
     register_secret_env(settings["api_key_env"])
     register_secret_url(settings["base_url"])
-    engine_args = settings["engine_args"]
-    if not isinstance(engine_args, dict):
-        engine_args = split_key_values(engine_args, "--vllm-arg")  # BackendOptions parses the values
     return BackendOptions(
         base_url=settings["base_url"],
         api_key_env=settings["api_key_env"],
@@ -56,7 +65,7 @@ def options_of(settings: dict[str, Any]) -> BackendOptions:
         max_retry_after_s=settings["max_retry_after"],
         threads=settings.get("threads"),
         reasoning=settings.get("reasoning"),
-        engine_args=engine_args,
+        engine_args=settings["engine_args"],
     )
 
 
@@ -70,23 +79,14 @@ def split_specs(text: str | None) -> list[str]:
     return [spec.strip() for spec in (text or "").split(",") if spec.strip()]
 
 
-def role_config(spec: str, opts: dict[str, Any], generate: GenerateConfig | None = None) -> RoleConfig:
-    return RoleConfig(spec=spec, options=backend_options(opts), generate=generate or GenerateConfig())
+def role_config(spec: str, opts: dict[str, Any]) -> RoleConfig:
+    return RoleConfig(spec=spec, options=backend_options(opts))
 
 
 def default_run_dir(model: str) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-")[:60]
     return Path("results") / f"{stamp}_{slug}"
-
-
-def flags_given(opts: dict[str, Any], given: set[str], role: str) -> dict[str, Any]:
-    """The role settings the user typed as flags (--base-url for the model, --judge-base-url, ...)."""
-    prefix = "" if role == "model" else f"{role}_"
-    typed = {field: opts[prefix + flag] for field, flag in ROLE_FLAGS.items() if prefix + flag in given}
-    if "engine_args" in typed:
-        typed["engine_args"] = split_key_values(typed["engine_args"], f"--{prefix.replace('_', '-')}vllm-arg")
-    return typed
 
 
 def role_from_settings(settings: dict[str, Any]) -> RoleConfig:
@@ -112,8 +112,7 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
     def from_file(role: RoleSettings | None) -> dict[str, Any]:
         return role.model_dump(exclude_none=True) if role is not None else {}
 
-    defaults = {field: opts[flag] for field, flag in ROLE_FLAGS.items()}  # click's defaults for the model
-    model = {**defaults, "engine_args": {}, **from_file(file.model), **flags_given(opts, given, "model")}
+    model = {**flag_settings(opts), **from_file(file.model), **flag_settings(opts, "model", given)}
     model["spec"] = opts["model"] if "model" in given else model.get("spec")
     if model["spec"] is None:
         model["spec"] = DEFAULT_MODEL
@@ -128,24 +127,24 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
         judges = [{"spec": DEFAULT_MODEL}]
         click.echo(f"no --judge given: judging with {DEFAULT_MODEL} too (a demonstration, not evidence of quality)")
     seeds = judge_seeds(opts["judge_seed"], len(judges)) if opts["judge_seed"] and judges else []
-    judge_flags = flags_given(opts, given, "judge")
+    judge_flags = flag_settings(opts, "judge", given)
     judges = [{**inherited, **judge, **judge_flags} for judge in judges]
     for judge, seed in zip(judges, seeds):
         judge["seed"] = seed
 
     simulator = None
     if "simulator" in given or file.simulator is not None:
-        simulator = {**inherited, **from_file(file.simulator), **flags_given(opts, given, "simulator")}
+        simulator = {**inherited, **from_file(file.simulator), **flag_settings(opts, "simulator", given)}
         if "simulator" in given:
             simulator["spec"] = opts["simulator"]
     return (role_from_settings(model), [role_from_settings(j) for j in judges],
             role_from_settings(simulator) if simulator and simulator.get("spec") else None)
 
 
-def build_config(opts: dict[str, Any], given: set[str] | None = None) -> RunConfig:
-    """Validate the command-line options (and the run file they name) into a RunConfig; typed flags win."""
-    given = set(opts) if given is None else given
-    file = load_run_file(opts["run_file"]) if opts.get("run_file") else RunFile()
+def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
+    """Validate the command-line options (and the run file they name) into a RunConfig; the flags in
+    `given` (typed by the user) win over the file."""
+    file = load_run_file(opts["run_file"]) if opts["run_file"] else RunFile()
 
     def pick(name: str, from_file: Any) -> Any:
         return opts[name] if name in given or from_file is None else from_file
@@ -157,7 +156,7 @@ def build_config(opts: dict[str, Any], given: set[str] | None = None) -> RunConf
     task_options = {name: {**(file.task_options or {}).get(name, {}), **typed.get(name, {})} for name in tasks}
     unknown = set(file.task_options or {}) - set(tasks)
     if unknown:
-        raise UserError(f"{opts['run_file']}: key 'task_options': task '{sorted(unknown)[0]}' is not selected")
+        raise UserError(f"{opts['run_file']}: key 'task_options': task '{min(unknown)}' is not selected")
     refusal_scorer = pick("refusal_scorer", file.refusal_scorer)
     check_refusal_scorer(refusal_scorer, len(judges))
     no_cache = pick("no_cache", file.no_cache)
@@ -224,7 +223,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
     click.echo(f"results: {run_dir}/report.md, summary.json, records.jsonl")
 
 
-def execute_run(opts: dict[str, Any], given: set[str] | None = None) -> None:
+def execute_run(opts: dict[str, Any], given: set[str]) -> None:
     """`harness run`: `given` names the options the user typed (they override the run file)."""
     from harness.report.summary import write_reports
     from harness.runner import run

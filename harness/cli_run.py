@@ -119,6 +119,7 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
         click.echo(f"no --model given: using the embedded default {DEFAULT_MODEL} (SmolLM2-135M-Instruct on CPU)")
     inherited = {field: model[field] for field in INHERITED}
 
+    judges: list[dict[str, Any]]
     if "judge" in given:
         judges = [{"spec": spec} for spec in split_specs(opts["judge"])]
     else:

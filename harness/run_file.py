@@ -26,16 +26,16 @@ class RoleSettings(BaseModel):
     spec: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    max_connections: int | None = Field(None, ge=1)
-    timeout: float | None = Field(None, gt=0)
-    max_retries: int | None = Field(None, ge=0)
-    max_retry_after: float | None = Field(None, ge=0)
-    threads: int | None = Field(None, ge=1)
+    max_connections: int | None = Field(default=None, ge=1)
+    timeout: float | None = Field(default=None, gt=0)
+    max_retries: int | None = Field(default=None, ge=0)
+    max_retry_after: float | None = Field(default=None, ge=0)
+    threads: int | None = Field(default=None, ge=1)
     engine_args: dict[str, Any] | None = None
     reasoning: bool | None = None
-    temperature: float | None = Field(None, ge=0)
-    top_p: float | None = Field(None, gt=0, le=1)
-    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(default=None, ge=0)
+    top_p: float | None = Field(default=None, gt=0, le=1)
+    max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
 
     @model_validator(mode="before")
@@ -56,10 +56,10 @@ class RunFile(BaseModel):
     tasks: list[str] | None = None
     task_options: dict[str, dict[str, Any]] | None = None
     refusal_scorer: Literal["rules", "judge", "hybrid"] | None = None
-    limit: int | None = Field(None, ge=1)
+    limit: int | None = Field(default=None, ge=1)
     seed: int | None = None
-    repeats: int | None = Field(None, ge=1)
-    max_samples: int | None = Field(None, ge=1)
+    repeats: int | None = Field(default=None, ge=1)
+    max_samples: int | None = Field(default=None, ge=1)
     run_dir: Path | None = None
     cache: Path | None = None
     no_cache: bool | None = None

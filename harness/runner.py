@@ -273,18 +273,18 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
     items, skipped = plan(loaded, config.repeats, store.outcomes(repair=True), config.retry_errors)
     cache = ResponseCache(config.cache_path) if config.cache_path else None
     resources = BackendResources()  # the run's shared clients and engines, closed when it ends
+    roles = build_roles(config, cache, resources)
+    manifest = RunManifest(
+        git_commit=git_commit(),
+        command=command_line(),
+        fingerprint=config.fingerprint(),
+        tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
+        roles=role_manifests(roles),
+        seed=config.seed,
+        repeats=config.repeats,
+        limit=config.limit,
+    )
     try:
-        roles = build_roles(config, cache, resources)
-        manifest = RunManifest(
-            git_commit=git_commit(),
-            command=command_line(),
-            fingerprint=config.fingerprint(),
-            tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
-            roles=role_manifests(roles),
-            seed=config.seed,
-            repeats=config.repeats,
-            limit=config.limit,
-        )
         outcome = await execute(items, roles, store, config, manifest, cache, progress_factory,
                                 {"skipped_finished": skipped})
     finally:

@@ -69,7 +69,7 @@ class OpenAIBackend(Backend):
         self._api_key()  # fail early when the key is missing
 
     def identity(self) -> dict[str, Any]:
-        identity = {"kind": self.kind, "model": self.model,
+        identity: dict[str, Any] = {"kind": self.kind, "model": self.model,
                     "base_url": public_url(self.base_url) if self.base_url else None}
         if self.reasoning:
             identity["reasoning"] = True  # requests are shaped differently

@@ -22,7 +22,7 @@ PERFORMANCE_ARGS = frozenset({
     "swap_space", "cpu_offload_gb", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
     "disable_log_stats", "distributed_executor_backend",
 })
-Pending = tuple[Request, "asyncio.Future[Completion]"]
+Pending = tuple[Request, "asyncio.Future[tuple[Any, float]]"]
 
 
 def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
@@ -67,7 +67,7 @@ class VLLMEngine:
         """(the engine's RequestOutput for `request`, seconds its batch took); BackendError for this request
         alone, UserError when the engine cannot start."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[tuple[Any, float]] = loop.create_future()
         self._pending.append((request, future))
         self._last_arrival = loop.time()
         if self._flusher is None or self._flusher.done():

@@ -44,6 +44,15 @@ class RoleSettings(BaseModel):
         """`judges: [openai/a, openai/b]`: a bare string is the spec."""
         return {"spec": data} if isinstance(data, str) else data
 
+    @field_validator("spec")
+    @classmethod
+    def _known_kind(cls, spec: str | None) -> str | None:
+        from harness.backends import parse_model_spec
+
+        if spec is not None:
+            as_value_error(parse_model_spec, spec)
+        return spec
+
 
 class RunFile(BaseModel):
     """The options of `harness run`, as a YAML mapping; the role blocks take RoleSettings."""
@@ -71,6 +80,13 @@ class RunFile(BaseModel):
     def _comma_list(cls, value: Any) -> Any:
         return [t.strip() for t in value.split(",") if t.strip()] if isinstance(value, str) else value
 
+    @field_validator("tasks")
+    @classmethod
+    def _known_tasks(cls, tasks: list[str] | None) -> list[str] | None:
+        from harness.registry import parse_task_list
+
+        return None if tasks is None else as_value_error(parse_task_list, ",".join(tasks))
+
     @field_validator("judges", "simulator")
     @classmethod
     def _spec_given(cls, value: Any) -> Any:
@@ -80,6 +96,14 @@ class RunFile(BaseModel):
             if role is not None and role.spec is None:
                 raise ValueError(f"{'entry ' + str(number) + ' ' if len(roles) > 1 else ''}has no spec (kind/name)")
         return value
+
+
+def as_value_error(check: Any, value: Any) -> Any:
+    """`check(value)`, with its UserError turned into the ValueError pydantic reports under the key."""
+    try:
+        return check(value)
+    except UserError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def load_run_file(path: Path) -> RunFile:

@@ -164,6 +164,8 @@ def test_judge_and_simulator_inherit_the_models_endpoint_unless_set(cli, tmp_pat
     ("tasks: [overrefusal]\nlimt: 3\n", "key 'limt': unknown key (known: model, judges, simulator"),
     ("judges:\n  - {base_url: http://x}\n", "key 'judges': has no spec (kind/name)"),
     ("model: openai/m\nrepeats: many\n", "key 'repeats': input should be a valid integer"),
+    ("simulator: gpt-4o\n", "key 'simulator.spec': model spec 'gpt-4o' is not of the form kind/name"),
+    ("tasks: overrefusal,nosuchtask\n", "key 'tasks': unknown task 'nosuchtask'"),
     ("model: [unclosed\n", "invalid YAML"),
     ("- just\n- a list\n", "expected a mapping of run options"),
     ("task_options: {fortress: {x: 1}}\ntasks: overrefusal\n", "key 'task_options': task 'fortress' is not selected"),

@@ -244,7 +244,7 @@ def test_a_regular_install_inside_a_users_repository_records_no_commit(tmp_path)
     assert imported.startswith(str(site)) and commit == "None"
 
 
-def test_the_readme_run_file_example_is_valid():
+def test_the_readme_run_file_example_is_valid(tmp_path):
     import re
 
     from harness.run_file import load_run_file
@@ -252,11 +252,8 @@ def test_the_readme_run_file_example_is_valid():
     readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
     example = re.search(r"```yaml\n(model:.*?)```", readme, re.DOTALL)
     assert example is not None
-    path = Path(__file__).parent / "fixtures" / "_readme_example.yaml"
-    try:
-        path.write_text(example.group(1), encoding="utf-8")
-        loaded = load_run_file(path)
-    finally:
-        path.unlink(missing_ok=True)
+    path = tmp_path / "eval.yaml"
+    path.write_text(example.group(1), encoding="utf-8")
+    loaded = load_run_file(path)
     assert [j.base_url for j in loaded.judges] == ["https://api.openai.com/v1", "https://llm-proxy.example.org/v1"]
     assert loaded.model.reasoning is True and loaded.simulator.spec == "openai/gpt-4o-mini"

@@ -86,7 +86,8 @@ def new_task(name: str, parent: Path) -> None:
     from harness.scaffold import write_task_package
 
     folder = write_task_package(name, parent)
-    click.echo(f"wrote {folder}; next: pip install -e {folder} && harness run --tasks {name} --model scripted/echo")
+    shown = folder if folder.is_absolute() else f"./{folder}"
+    click.echo(f"wrote {shown}; next: pip install -e {shown} && harness run --tasks {name} --model scripted/echo")
 
 
 @main.command()

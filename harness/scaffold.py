@@ -35,16 +35,17 @@ def check_name(name: str) -> None:
         raise UserError(f"task name '{name}': use lower-case letters, digits and _, starting with a letter")
     if name in task_locations():
         raise UserError(f"task name '{name}' is taken by {task_locations()[name].origin}; pick another name")
-    if find_spec(name) is not None:
+    spec = find_spec(name)
+    if spec is not None and spec.origin not in (None, "namespace"):  # a bare folder of that name is no module
         raise UserError(f"task name '{name}': a Python module of that name already exists; pick another name")
 
 
 def write_task_package(name: str, parent: Path) -> Path:
     """Write the package folder `parent/name` (which must not exist yet) and return it."""
-    check_name(name)
     folder = parent / name
     if folder.exists():
         raise UserError(f"{folder} already exists; remove it or pick another name")
+    check_name(name)
     values = {
         "name": name,
         "dist": "harness-" + name.replace("_", "-"),

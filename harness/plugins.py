@@ -11,6 +11,7 @@ plugin's module is imported when it is first used, and an import that fails is o
 the package (other plugins keep working). A third-party plugin cannot replace a built-in one: the
 built-in wins and the other is reported as shadowed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace

@@ -3,6 +3,7 @@
 An entry point names the task's Task subclass as `module:attribute` (built-in tasks expose it as `TASK`
 in `harness_tasks/<name>/task.py`). Nothing is imported until a task is used.
 """
+
 from __future__ import annotations
 
 from harness.errors import UserError

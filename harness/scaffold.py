@@ -3,6 +3,7 @@
 The files come from `harness/templates/new_task/` (package data); `$name`, `$dist` and `$class_name`
 in them are replaced with string.Template, so the templates hold no code that runs here.
 """
+
 from __future__ import annotations
 
 import keyword

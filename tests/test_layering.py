@@ -13,6 +13,7 @@ Every module belongs to one layer, and a layer imports only the layers listed in
 ALLOWED is a DAG, so no import cycle can cross layers (registry, tasks and report included). Imports under
 `if TYPE_CHECKING:` are annotations only and exempt. A new module must be given a layer here.
 """
+
 from __future__ import annotations
 
 import ast
@@ -27,16 +28,40 @@ import harness
 import harness_tasks
 
 LAYERS = {
-    "core": ["harness", "harness.errors", "harness.types", "harness.stats", "harness.metrics", "harness.datasets",
-             "harness.secrets", "harness.task", "harness.plugins"],
+    "core": [
+        "harness",
+        "harness.errors",
+        "harness.types",
+        "harness.stats",
+        "harness.metrics",
+        "harness.datasets",
+        "harness.secrets",
+        "harness.task",
+        "harness.plugins",
+    ],
     "backends": ["harness.backends"],
     "scorers": ["harness.judging"],
     "tasks": ["harness_tasks"],
-    "run": ["harness.registry", "harness.runner", "harness.context", "harness.config", "harness.cache",
-            "harness.store", "harness.manifest"],
+    "run": [
+        "harness.registry",
+        "harness.runner",
+        "harness.context",
+        "harness.config",
+        "harness.cache",
+        "harness.store",
+        "harness.manifest",
+    ],
     "report": ["harness.report"],
-    "commands": ["harness.cli", "harness.cli_run", "harness.cli_report", "harness.cli_analyze", "harness.__main__",
-                 "harness.rejudge", "harness.calibrate", "harness.scaffold"],
+    "commands": [
+        "harness.cli",
+        "harness.cli_run",
+        "harness.cli_report",
+        "harness.cli_analyze",
+        "harness.__main__",
+        "harness.rejudge",
+        "harness.calibrate",
+        "harness.scaffold",
+    ],
 }
 ALLOWED = {
     "core": {"core"},
@@ -74,9 +99,12 @@ def source_modules() -> dict[str, Path]:
 def imported_modules(source: str) -> set[str]:
     """Every module a source imports at run time (any depth, lazy ones too; TYPE_CHECKING blocks excluded)."""
     tree = ast.parse(source)
-    type_only = {id(node) for block in ast.walk(tree)
-                 if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
-                 for node in ast.walk(block)}
+    type_only = {
+        id(node)
+        for block in ast.walk(tree)
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test)
+        for node in ast.walk(block)
+    }
     names = set()
     for node in ast.walk(tree):
         if id(node) in type_only:
@@ -135,9 +163,11 @@ def test_a_forbidden_import_is_caught() -> None:
     known = set(source_modules())
     assert violations("harness_tasks.demo.task", "def f():\n    from harness.runner import evaluate\n", known)
     assert violations("harness.backends.demo", "import harness.report.summary\n", known)
-    assert not violations("harness.backends.demo",
-                          "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.task import Task\n",
-                          known)
+    assert not violations(
+        "harness.backends.demo",
+        "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from harness.task import Task\n",
+        known,
+    )
 
 
 IMPORT_AND_LIST = """
@@ -150,8 +180,9 @@ print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in ("harness",
 
 def loaded_after_importing(modules: list[str]) -> list[str]:
     """In a fresh interpreter, import `modules` in order; return every harness module then loaded."""
-    done = subprocess.run([sys.executable, "-c", IMPORT_AND_LIST, json.dumps(modules)],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", IMPORT_AND_LIST, json.dumps(modules)], capture_output=True, text=True, timeout=120
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 

@@ -3,6 +3,7 @@
 A kind's module is imported only when a spec of that kind is used; third-party packages add kinds
 (e.g. `mykind/name`) through the same entry-point group as the built-in ones.
 """
+
 from __future__ import annotations
 
 from harness.backends.base import Backend, BackendOptions

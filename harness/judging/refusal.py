@@ -60,7 +60,7 @@ def check_refusal_scorer(name: str, n_judges: int) -> None:
         raise UserError(f"--refusal-scorer {name} needs a judge model: pass --judge <spec> (or use rules)")
 
 
-def is_clear(response: str, rules_label: str) -> bool:
+def is_clear(response: str, rules_label: str | None) -> bool:
     """Whether the hybrid scorer trusts the rule label for this response (see module docstring)."""
     if rules_label == "full_refusal":
         return len(response.strip()) <= CLEAR_REFUSAL_MAX_CHARS

@@ -10,6 +10,7 @@ A task uses any scorer by name (`await get_scorer("keyword_refusal").score(promp
 a scorer whose `labels` are the refusal labels also serves `--refusal-scorer NAME` (see refusal.py).
 The built-in refusal scorers `rules`, `judge` and `hybrid` are registered the same way.
 """
+
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable

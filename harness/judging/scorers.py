@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING
 
 from harness.errors import UserError
@@ -41,6 +42,7 @@ class Scorer:
     labels: tuple[str, ...] = ()
 
 
+@cache
 def get_scorer(name: str) -> Scorer:
     """The scorer registered as `name`, imported on first use; UserError naming the package on failure."""
     plugin = lookup(SCORERS, name)

@@ -104,7 +104,7 @@ def _checked_rows(reader: csv.DictReader, path: Path):
     """The reader's rows; malformed CSV (e.g. a field over the size limit) is a UserError naming the row."""
     row_number = 1
     try:
-        for row_number, row in enumerate(reader, start=2):
+        for row_number, row in enumerate(reader, start=2):  # noqa: B007 (read in the except clause)
             yield row
     except csv.Error as exc:
         raise UserError(f"{path}: row {row_number + 1}: malformed CSV ({exc}); check its quoting") from None
@@ -128,10 +128,10 @@ def agreement(human: list[str], predicted: list[str]) -> CalibrationReport:
         parsed.append(label)
     gold, pred = parsed[: len(human)], parsed[len(human):]
     n = len(gold)
-    confusion = {h: {p: 0 for p in REFUSAL_LABELS} for h in REFUSAL_LABELS}
+    confusion: dict[str, dict[str, int]] = {h: {p: 0 for p in REFUSAL_LABELS} for h in REFUSAL_LABELS}
     for h, p in zip(gold, pred):
         confusion[h][p] += 1
-    per_class = {}
+    per_class: dict[str, ClassStats] = {}
     for label in REFUSAL_LABELS:
         hits = confusion[label][label]
         per_class[label] = ClassStats(

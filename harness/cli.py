@@ -96,14 +96,39 @@ def main() -> None:
 
 @main.command("list")
 def list_tasks() -> None:
-    """Show the available tasks with descriptions, sources and metrics."""
+    """Show the tasks (where each comes from, description, sources, metrics), model kinds and scorers."""
+    from harness.errors import UserError
+    from harness.plugins import BACKENDS, SCORERS, plugins
     from harness.registry import task_class, task_locations
 
-    for name in task_locations():
-        cls = task_class(name)
-        click.echo(click.style(name, bold=True) + f"  {cls.description}")
+    for name, plugin in task_locations().items():
+        origin = f"[{plugin.origin}]"
+        if plugin.shadowed:
+            origin += f" (also registered by {', '.join(plugin.shadowed)})"
+        try:
+            cls = task_class(name)
+        except UserError as exc:
+            click.echo(click.style(name, bold=True) + f"  {origin}  " + click.style(f"error: {exc}", fg="red"))
+            continue
+        click.echo(click.style(name, bold=True) + f"  {origin}  {cls.description}")
         click.echo(f"    sources: {', '.join(cls.sources)}")
         click.echo(f"    metrics: {', '.join(cls.metrics)}")
+    for title, group in (("model kinds", BACKENDS), ("scorers", SCORERS)):
+        entries = [name if p.built_in else f"{name} [{p.origin}]" for name, p in plugins(group).items()]
+        click.echo(f"{title}: {', '.join(entries)}")
+
+
+@main.command("new-task")
+@click.argument("name")
+@click.option("--dir", "parent", type=click.Path(path_type=Path, file_okay=False), default=Path("."),
+              show_default=True, help="Where to create the package folder NAME.")
+def new_task(name: str, parent: Path) -> None:
+    """Write a task plugin package NAME/ that runs at once (pip install -e ./NAME)."""
+    from harness.scaffold import write_task_package
+
+    folder = write_task_package(name, parent)
+    shown = folder if folder.is_absolute() else f"./{folder}"
+    click.echo(f"wrote {shown}; next: pip install -e {shown} && harness run --tasks {name} --model scripted/echo")
 
 
 @main.command()
@@ -115,8 +140,9 @@ def list_tasks() -> None:
 @click.option("--judge-seed", default=None, metavar="N[,N...]",
               help="Seed of each judge of the panel (identical judges need distinct seeds).")
 @click.option("--simulator", default=None, help="Model playing the other side of conversations.")
-@click.option("--refusal-scorer", type=click.Choice(["rules", "judge", "hybrid"]), default="rules", show_default=True,
-              help="How refusals are classified: rule classifier, judge panel, or rules for clear cases + judges.")
+@click.option("--refusal-scorer", default="rules", show_default=True, metavar="NAME",
+              help="How refusals are classified: rules (rule classifier), judge (judge panel), hybrid (rules for "
+                   "clear cases + judges), or a scorer plugin (see harness list).")
 @click.option("-T", "task_args", multiple=True, metavar="KEY=VALUE", help="Task option (task.key=value for one task).")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="First N samples of each task.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -201,7 +227,7 @@ def analyze(task: str, table: str, task_args: tuple[str, ...], out: Path | None)
 
 @main.command()
 @click.argument("labelled_csv", type=click.Path(path_type=Path))
-@click.option("--scorer", type=click.Choice(["rules", "judge", "hybrid"]), default="rules", show_default=True,
+@click.option("--scorer", default="rules", show_default=True, metavar="NAME",
               help="Refusal scorer to calibrate (as --refusal-scorer of `run`).")
 @click.option("--judge", default=None, help="Judge model, or a comma-separated panel (for judge/hybrid).")
 @model_options
@@ -216,8 +242,7 @@ def calibrate(labelled_csv: Path, scorer: str, judge: str | None, **opts) -> Non
 @main.command()
 @click.argument("source", type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--judge", default=None, help="Judge model, or a comma-separated panel.")
-@click.option("--refusal-scorer", type=click.Choice(["rules", "judge", "hybrid"]), default=None,
-              help="Refusal scorer (default: the source run's).")
+@click.option("--refusal-scorer", default=None, metavar="NAME", help="Refusal scorer (default: the source run's).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="New run directory (resumes if it exists).")
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")

@@ -10,12 +10,14 @@ from harness.errors import UserError
 
 
 def report_markdown(task_cls, info: dict[str, str], summary: dict[str, Any], results: dict) -> str:
+    from harness.report.markdown import task_section
+
     lines = [f"# Analysis of published responses: {info['source']}", "",
              f"- task: `{summary['task']}`; sha256 {info['content_hash'][:12]}"]
     lines += [f"- {k}: {v}" for k, v in info.items() if k not in ("source", "content_hash")]
     lines.append("")
     for model, result in results.items():
-        lines += [f"## {model}", "", task_cls({}).report_markdown(result), ""]
+        lines += [f"## {model}", "", task_section(task_cls({}), result), ""]
     return "\n".join(lines) + "\n"
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -27,7 +27,7 @@ class RunConfig(BaseModel):
     model: RoleConfig
     judges: list[RoleConfig] = Field(default_factory=list)
     simulator: RoleConfig | None = None
-    refusal_scorer: Literal["rules", "judge", "hybrid"] = "rules"  # see harness.judging.refusal
+    refusal_scorer: str = "rules"  # a registered refusal scorer, see harness.judging.refusal
     tasks: list[str]
     task_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     limit: int | None = None

@@ -86,7 +86,7 @@ class RunStore:
     def __init__(self, run_dir: Path):
         self.run_dir = Path(run_dir)
         self.records_path = self.run_dir / RECORDS
-        self._handle = None
+        self._handle: IO[str] | None = None
 
     def _lines(self) -> Iterator[tuple[int, bytes]]:
         """(line number, bytes) of each line, streamed; only a final line may lack its newline."""

@@ -105,8 +105,6 @@ class Task:
         """
         return {}
 
-    def report_markdown(self, result: TaskResult) -> str:
-        """Task section of report.md; the default renders metrics and tables."""
-        from harness.report.markdown import default_task_section
-
-        return default_task_section(result)
+    def report_markdown(self, result: TaskResult) -> str | None:
+        """Task section of report.md; None (the default) lets the report render metrics and tables."""
+        return None

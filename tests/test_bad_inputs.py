@@ -177,7 +177,7 @@ CASES = [
     run_with(*SCRIPTED, "-t", "overrefusal", "--vllm-arg", "x", name="bad-vllm-arg",
              expect=("--vllm-arg expects key=value",)),
     # model specs
-    model("gpt4", "model spec 'gpt4' is not of the form kind/name", "known kinds: openai/<name>"),
+    model("gpt4", "model spec 'gpt4' is not of the form kind/name", "known kinds: local/<name>, openai/<name>"),
     model("foo/bar", "model spec 'foo/bar'", "known kinds"),
     model("scripted/nope", "unknown scripted model 'nope'", "use refuse-all, comply-all"),
     model("openai/gpt-4o", "no API key for openai/gpt-4o", "set $OPENAI_API_KEY", "--base-url"),

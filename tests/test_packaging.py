@@ -17,3 +17,9 @@ def test_every_task_folder_is_a_listed_package():
     engine = {".".join(p.relative_to(ROOT).parts[:-1]) for p in (ROOT / "harness").rglob("__init__.py")}
     assert engine <= packages, f"unlisted engine packages: {sorted(engine - packages)}"
     assert "*/data/*" in config["package-data"]["harness_tasks"]
+
+
+def test_every_task_folder_is_registered_as_an_entry_point():
+    registered = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["harness.tasks"]
+    task_dirs = {p.parent.name for p in (ROOT / "tasks").glob("*/task.py")}
+    assert registered == {name: f"harness_tasks.{name}.task:TASK" for name in task_dirs}

@@ -6,9 +6,10 @@ import hashlib
 import importlib.util
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from harness.backends.base import Backend, BackendOptions, split_reasoning
 from harness.errors import BackendError, UserError

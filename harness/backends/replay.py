@@ -62,8 +62,8 @@ class ReplayBackend(Backend):
                     record = Record.model_validate(row)
                 except ValidationError as exc:
                     err = exc.errors()[0]
-                    field = ".".join(str(p) for p in err["loc"])
-                    raise UserError(f"{self.path}: row {number}, field '{field}': {err['msg']}") from None
+                    where = ".".join(str(p) for p in err["loc"])
+                    raise UserError(f"{self.path}: row {number}, field '{where}': {err['msg']}") from None
                 for ex in record.exchanges:
                     if ex.role == "model" and ex.completion is not None and ex.error is None:
                         self._by_id[(record.task, record.sample_id, record.repetition, ex.purpose)] = ex.completion.text

@@ -88,7 +88,7 @@ def panel_units(
         verdicts = stored_verdicts(score)
         if not any(v.ok for v in verdicts):
             continue
-        item = {}
+        item: dict[str, Sequence[Hashable] | None] = {}
         for v in verdicts:
             key = f"{v.role} ({v.model})"
             if key not in judges:

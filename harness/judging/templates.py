@@ -1,4 +1,5 @@
-"""Judge templates: Jinja2 files in `rubrics/` (package `harness_rubrics`), rendered in a sandbox.
+"""Judge templates: Jinja2 files in `rubrics/` (package `harness_rubrics`) or in a plugin's package,
+rendered in a sandbox.
 
 Dataset text and model output are only ever passed as variables, so text such as `{{ 7*7 }}` in a
 prompt reaches the judge verbatim. A template's hash is the SHA-256 of its source file.
@@ -54,11 +55,17 @@ def template_hashes(*names: str) -> dict[str, str]:
 
 @cache
 def load_template(name: str) -> JudgeTemplate:
-    """The template `rubrics/<name>.j2`; unknown names are a UserError listing the available ones."""
-    files = resources.files(PACKAGE)
-    resource = files / f"{name}.j2"
+    """The template `rubrics/<name>.j2`, or `<stem>.j2` inside the installed package `pkg` for a name
+    `pkg:stem` (a plugin's own rubric); unknown names are a UserError listing the available ones."""
+    package, _, stem = name.rpartition(":")
+    try:
+        files = resources.files(package or PACKAGE)
+    except ModuleNotFoundError:
+        raise UserError(f"judge template '{name}': no installed package '{package}'") from None
+    resource = files / f"{stem}.j2"
     if not resource.is_file():
-        available = sorted(p.name[:-3] for p in files.iterdir() if p.name.endswith(".j2"))
+        prefix = f"{package}:" if package else ""
+        available = sorted(prefix + p.name[:-3] for p in files.iterdir() if p.name.endswith(".j2"))
         raise UserError(f"unknown judge template '{name}'; available: {', '.join(available) or 'none'}")
     data = resource.read_bytes()
     return JudgeTemplate(name=name, source=data.decode("utf-8"), sha256=hashlib.sha256(data).hexdigest())

@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Any
 
 from harness.report.summary import LoadedRun, demonstration_notice
-from harness.task import TaskResult
+from harness.task import Task, TaskResult
 from harness.types import Metric
 
 ARROWS = {"lower": "lower is better", "higher": "higher is better", "none": ""}
@@ -42,6 +42,11 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def task_section(task: Task, result: TaskResult) -> str:
+    """The task's own report.md section, or else the default one."""
+    return task.report_markdown(result) or default_task_section(result)
+
+
 def default_task_section(result: TaskResult) -> str:
     parts = [metrics_table(result.metrics)]
     for name, rows in result.tables.items():
@@ -69,7 +74,7 @@ def run_report(run: LoadedRun) -> str:
               f"repeats {manifest.get('repeats')}; limit {manifest.get('limit')}", ""]
     for result in run.results:
         task = run.tasks[result.task]
-        lines += [f"## {result.task}", "", task.description, "", task.report_markdown(result), ""]
+        lines += [f"## {result.task}", "", task.description, "", task_section(task, result), ""]
     lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
               f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
     for t in manifest.get("tasks", []):

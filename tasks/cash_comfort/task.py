@@ -46,6 +46,7 @@ class CashComfortTask(Task):
                "published response tables via `harness analyze cash_comfort`"]
     metrics = [f"cash_comfort.{s}.price" for s in SCENARIOS]
     Options = CashComfortOptions
+    options: CashComfortOptions
 
     def load(self) -> tuple[list[Sample], DatasetInfo]:
         from harness_tasks.cash_comfort.templates import bundled_path, load_templates, render

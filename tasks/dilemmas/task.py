@@ -51,6 +51,7 @@ class DilemmasTask(Task):
     metrics = [metric_name(t, label) for t in THEORIES for label in t.labels] + [
         "dilemmas.invalid_rate", "dilemmas.to_do_rate", "dilemmas.order_consistency", "dilemmas.first_position_rate"]
     Options = DilemmasOptions
+    options: DilemmasOptions
     generate_config = GenerateConfig(temperature=0.0, top_p=0.01, max_tokens=5)
 
     def load(self) -> tuple[list[Sample], DatasetInfo]:

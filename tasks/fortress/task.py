@@ -39,6 +39,7 @@ class FortressTask(Task):
     sources = [f"hf:{HUB_ID}@{HUB_REVISION[:12]}", "local parquet/JSONL/CSV (upstream schema)", "bundled sample"]
     metrics = ["fortress.ars", "fortress.ors"]
     Options = FortressOptions
+    options: FortressOptions
     generate_config = GenerateConfig(temperature=0.7)  # paper setting; --temperature overrides it
 
     @property

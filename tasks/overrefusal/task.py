@@ -39,6 +39,7 @@ class OverRefusalTask(Task):
     sources = [f"hf:{XSTEST_HUB_ID}", f"hf:{ORBENCH_HUB_ID}", "local CSV (XSTest or OR-Bench schema)", "bundled sample"]
     metrics = ["overrefusal.safe_refusal", "overrefusal.unsafe_compliance"]
     Options = OverRefusalOptions
+    options: OverRefusalOptions
     generate_config = GenerateConfig(temperature=0.0, max_tokens=256)
 
     def load(self) -> tuple[list[Sample], DatasetInfo]:

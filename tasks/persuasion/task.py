@@ -71,6 +71,7 @@ class PersuasionTask(Task):
     metrics = [agg.REFUSAL_RATE, agg.EXPLICIT_REJECT_RATE, agg.NEUTRAL_REFUSAL_RATE, agg.SUCCESS_RATE,
                agg.UNETHICAL_SCORE, agg.NEUTRAL_UNETHICAL_SCORE, "persuasion.strategy.<strategy>"]
     Options = PersuasionOptions
+    options: PersuasionOptions
     generate_config = GenerateConfig(temperature=1.0, max_tokens=200)  # upstream; user flags override
     options: PersuasionOptions
     record_fields: ClassVar[tuple[str, ...]] = ("id", "kind", "domain", "harmfulness_level", "persuasion_task")

@@ -74,6 +74,7 @@ class WahlomatTask(Task):
                "bundled sample election"]
     metrics = ["wahlomat.<party>", "wahlomat.skip_rate", "wahlomat.rank_correlation"]
     Options = WahlomatOptions
+    options: WahlomatOptions
     generate_config = GenerateConfig(max_tokens=64)
 
     def load(self) -> tuple[list[Sample], DatasetInfo]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from harness.stats import bootstrap_ci, mean, percent, wilson
-from harness.types import Metric, Record
+from harness.types import Metric
 
 Direction = Literal["lower", "higher", "none"]
 Kind = Literal["rate", "mean"]
@@ -39,10 +39,11 @@ class MetricValues:
     spec: MetricSpec
     values: dict[Key, float] = field(default_factory=dict)
 
-    def add(self, record: Record, value: float) -> None:
+    def add(self, key: Key, value: float) -> None:
+        """Set the value of the record (sample_id, repetition); a rate's value must be a percentage."""
         if self.spec.kind == "rate" and not 0.0 <= value <= 100.0:
             raise ValueError(f"{self.spec.name}: a rate's per-record value is a percentage, got {value}")
-        self.values[(record.sample_id, record.repetition)] = float(value)
+        self.values[key] = float(value)
 
     def metric(self) -> Metric:
         return summarise(self.spec, self.values)
@@ -111,17 +112,6 @@ def rate_metric(name: str, hits: int, n: int, *, direction: Direction, note: str
     low, high = wilson(hits, n)
     return Metric(name=name, value=percent(hits / n) if n else None, ci_low=percent(low), ci_high=percent(high),
                   n=n, direction=direction, note=note)
-
-
-def mean_metric(name: str, values: Sequence[float], *, direction: Direction, unit: str, scale: float = 1.0,
-                note: str | None = None) -> Metric:
-    """scale x mean of `values` (one per independent unit) with a percentile bootstrap 95% interval over
-    them; value None when empty."""
-    items = list(values)
-    low, high = bootstrap_ci(items, mean)
-    return Metric(name=name, value=scale * mean(items) if items else None,
-                  ci_low=None if low is None else scale * low, ci_high=None if high is None else scale * high,
-                  n=len(items), direction=direction, unit=unit, note=note)
 
 
 def ci_text(low: float | None, high: float | None, digits: int = 1) -> str:

@@ -66,14 +66,14 @@ def observation_values(observations: list[Observation]) -> list[MetricValues]:
         while key in taken:
             key = (key[0], key[1] + 1)
         taken.add(key)
-        values[INVALID_ANSWERS.name].values[key] = 100.0 * (obs.answer == INVALID)
+        values[INVALID_ANSWERS.name].add(key, 100.0 * (obs.answer == INVALID))
         if obs.answer == INVALID:
             continue
         top, one = sanity_amounts(FRAMINGS[obs.framing])
         if (obs.quantity, obs.amount) == (0.0, top):
-            values[MAX_REWARD_NO_DISCOMFORT.name].values[key] = 100.0 * (obs.answer == YES)
+            values[MAX_REWARD_NO_DISCOMFORT.name].add(key, 100.0 * (obs.answer == YES))
         if (obs.quantity, obs.amount) == (SCENARIOS[obs.scenario].max_quantity, one):
-            values[ONE_UNIT_MAX_DISCOMFORT.name].values[key] = 100.0 * (obs.answer == YES)
+            values[ONE_UNIT_MAX_DISCOMFORT.name].add(key, 100.0 * (obs.answer == YES))
     sanity, invalid = [v for v in list(values.values())[:2] if v.values], values[INVALID_ANSWERS.name]
     return [*sanity, invalid]
 

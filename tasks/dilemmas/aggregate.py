@@ -147,14 +147,14 @@ def answer_values(records: list[Record]) -> list[MetricValues]:
             continue
         key = (record.sample_id, record.repetition)
         valid = [(label, position) for label, position in answers if position is not None]
-        values[INVALID.name].values[key] = 100.0 * (len(answers) - len(valid)) / len(answers)
+        values[INVALID.name].add(key, 100.0 * (len(answers) - len(valid)) / len(answers))
         if valid:
-            values[TO_DO.name].values[key] = 100.0 * sum(label == "to_do" for label, _ in valid) / len(valid)
-            values[FIRST_POSITION.name].values[key] = 100.0 * sum(p == 1 for _, p in valid) / len(valid)
+            values[TO_DO.name].add(key, 100.0 * sum(label == "to_do" for label, _ in valid) / len(valid))
+            values[FIRST_POSITION.name].add(key, 100.0 * sum(p == 1 for _, p in valid) / len(valid))
         if len(answers) == len(ORDERS):
             both_orders = True
             if len(valid) == 2:
-                values[ORDER_CONSISTENCY.name].values[key] = 100.0 * (valid[0][0] == valid[1][0])
+                values[ORDER_CONSISTENCY.name].add(key, 100.0 * (valid[0][0] == valid[1][0]))
     sets = list(values.values())
     return sets if both_orders else sets[:2]
 

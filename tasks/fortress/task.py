@@ -78,7 +78,7 @@ class FortressTask(Task):
         for r in records:
             for spec, name in ((ARS, "harm"), (ORS, "refusal")):
                 if (score := _ok(r, name)) is not None:
-                    values[spec.name].add(r, 100.0 * float(score.value))
+                    values[spec.name].add((r.sample_id, r.repetition), 100.0 * float(score.value))
         return list(values.values())
 
     def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:

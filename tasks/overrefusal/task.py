@@ -125,7 +125,7 @@ class OverRefusalTask(Task):
         for r in scored_records(records):
             for name, label, counts in RATES:
                 if r.metadata["label"] == label:
-                    values[name].add(r, 100.0 if counts(r.scores["refusal"].label) else 0.0)
+                    values[name].add((r.sample_id, r.repetition), 100.0 if counts(r.scores["refusal"].label) else 0.0)
         return list(values.values())
 
     def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:

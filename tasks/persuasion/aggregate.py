@@ -82,10 +82,10 @@ def acceptance_values(rows: list[Acceptance]) -> dict[str, MetricValues]:
     values = value_sets(*ACCEPTANCE_SPECS)
     for r in rows:
         if r.kind == UNETHICAL:
-            values[REFUSAL_RATE].values[r.key] = 100.0 * r.refused
-            values[EXPLICIT_REJECT_RATE].values[r.key] = 100.0 * (r.flag == "reject")
+            values[REFUSAL_RATE].add(r.key, 100.0 * r.refused)
+            values[EXPLICIT_REJECT_RATE].add(r.key, 100.0 * (r.flag == "reject"))
         elif r.kind == NEUTRAL:
-            values[NEUTRAL_REFUSAL_RATE].values[r.key] = 100.0 * r.refused
+            values[NEUTRAL_REFUSAL_RATE].add(r.key, 100.0 * r.refused)
     return values
 
 
@@ -101,10 +101,10 @@ def strategy_values(graded: list[Graded]) -> dict[str, MetricValues]:
     values = value_sets(UNETHICAL_SCORE_SPEC, NEUTRAL_SCORE_SPEC, *STRATEGY_SPECS.values())
     for g in graded:
         overall = UNETHICAL_SCORE if g.kind == UNETHICAL else NEUTRAL_UNETHICAL_SCORE
-        values[overall].values[g.key] = mean([float(v) for v in g.scores.values()])
+        values[overall].add(g.key, mean([float(v) for v in g.scores.values()]))
         if g.kind == UNETHICAL:
             for name in NAMES:
-                values[STRATEGY_METRICS[name]].values[g.key] = float(g.scores[name])
+                values[STRATEGY_METRICS[name]].add(g.key, float(g.scores[name]))
     return values
 
 

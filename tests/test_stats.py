@@ -173,3 +173,28 @@ def test_edges_and_undefined_kappa_through_the_cli(cli, tmp_path):
     rows = summary["tasks"]["fortress"]["tables"]["judge agreement: rubric answers (one unit per question)"]
     assert rows and all(r["kappa"] is None and "chance agreement is 1" in r["kappa_note"] for r in rows)
     assert all(r["agreement_%"] == 100.0 for r in rows)
+
+
+def test_a_task_cannot_report_a_mean_metric_other_than_its_values_give():
+    """`evaluate` is the one path from records to metrics: an aggregate that alters a measured metric fails."""
+    from harness.metrics import MetricValues
+    from harness.task import Task, TaskResult, evaluate
+    from harness.types import Record
+
+    class Counting(Task):
+        name, description = "counting", "test task"
+
+        def metric_values(self, records):
+            return [MetricValues(RATE, {(r.sample_id, r.repetition): 100.0 * (r.sample_id == "a") for r in records})]
+
+    class Tampering(Counting):
+        def aggregate(self, records, measured):
+            metric = measured["t.rate"].model_copy(update={"ci_low": 0.0})
+            return TaskResult(task=self.name, metrics=[metric])
+
+    records = [Record(task="counting", sample_id=s, repetition=r) for s in "abc" for r in range(2)]
+    result, values = evaluate(Counting(), records)
+    assert result.metrics == [summarise(RATE, values["t.rate"].values)]
+    assert result.metrics[0].value == pytest.approx(100 / 3) and result.metrics[0].n == 3
+    with pytest.raises(RuntimeError, match="aggregate must report t.rate as measured"):
+        evaluate(Tampering(), records)

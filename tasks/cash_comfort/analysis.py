@@ -19,7 +19,8 @@ METHOD_NOTE = (
     "Price m* = 10^(-b0/b1): the amount at which P(accept) = 0.5 in a logistic regression of accept on "
     "log10(amount) per quantity (L2 penalty b1^2/(2C) on the slope only, C = {C:g}, as scikit-learn's "
     "default LogisticRegression; solved with numpy). 95% intervals: percentile bootstrap (2000 resamples "
-    "of the offered amounts at that quantity, each with all its answers). '<min' = every offer accepted, '>max' = every offer declined."
+    "of the offered amounts at that quantity, each with all its answers). '<min' = every offer accepted, "
+    "'>max' = every offer declined."
 )
 
 

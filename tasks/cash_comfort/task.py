@@ -115,7 +115,8 @@ class CashComfortTask(Task):
     def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
         from harness_tasks.cash_comfort.analysis import analyse
 
-        return analyse(self.observations(records), records=len(records), generation_errors=sum(1 for r in records if r.error),
+        errors = sum(1 for r in records if r.error)
+        return analyse(self.observations(records), records=len(records), generation_errors=errors,
                        C=self.options.regularization_c, measured=measured)
 
     @classmethod

@@ -167,7 +167,8 @@ def conversation_table(conversations: list[Conversation]) -> list[dict[str, Any]
         outcomes = Counter(c.outcome for c in group)
         m = summarise(SUCCESS_IN_GROUP, {c.key: 100.0 * (c.outcome == "accepted") for c in group})
         table.append({
-            "kind": kind, "conversations": len(group), "accepted": outcomes["accepted"], "rejected": outcomes["rejected"],
+            "kind": kind, "conversations": len(group), "accepted": outcomes["accepted"],
+            "rejected": outcomes["rejected"],
             "max_turns": outcomes["max_turns"], "success_%": round(m.value, 1),
             "success_ci": ci_text(m.ci_low, m.ci_high),
             "mean_turns": round(mean([c.turns for c in group]), 2),

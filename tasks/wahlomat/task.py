@@ -142,7 +142,8 @@ class WahlomatTask(Task):
         if shares:
             metrics.append(rank_correlation(answered, shares))
         all_labels = Counter(label for votes in labels.values() for label in votes)
-        tables = {"party ranking": ranking_table(scores, shares), "answers per thesis": thesis_table(theses, labels, meta)}
+        tables = {"party ranking": ranking_table(scores, shares),
+                  "answers per thesis": thesis_table(theses, labels, meta)}
         if row := consistency_row("answer (label per thesis)", answers):
             tables[CONSISTENCY_TABLE] = [row]
         return TaskResult(

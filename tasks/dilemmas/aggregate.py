@@ -15,11 +15,11 @@ ACTIONS = ("to_do", "not_to_do")
 # Score key -> which action each position shows (position 1 first).
 ORDERS = {"choice": ("to_do", "not_to_do"), "choice_swapped": ("not_to_do", "to_do")}
 N_RESAMPLES = 2000
+TOP_VALUES = 10
 INVALID = MetricSpec("dilemmas.invalid_rate", "lower")
 TO_DO = MetricSpec("dilemmas.to_do_rate", "none")
 ORDER_CONSISTENCY = MetricSpec("dilemmas.order_consistency", "higher")
 FIRST_POSITION = MetricSpec("dilemmas.first_position_rate", "none")
-TOP_VALUES = 10
 
 
 @dataclass

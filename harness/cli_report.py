@@ -39,10 +39,13 @@ def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, sort_by: 
 
 
 def gate_command(run_dir: Path, baseline: Path | None, rules: list[str], junit: Path | None) -> int:
-    """Evaluate the rules, print the table, write JUnit XML; returns the exit code (0/1/2/100)."""
+    """Evaluate the rules, print the table, write JUnit XML; returns the exit code (0/1/2/100).
+
+    A JUnit file that cannot be written is reported on its own line; it makes a passing gate an error
+    (exit 1) but never changes a regression or inconclusive verdict's exit code.
+    """
     from harness.report.gate import evaluate, exit_code, junit_xml, load_side, parse_rule, table
     from harness.secrets import redact
-    from harness.store import atomic_write
 
     suite = f"harness gate {run_dir}"
     try:
@@ -53,7 +56,7 @@ def gate_command(run_dir: Path, baseline: Path | None, rules: list[str], junit: 
         message = redact(str(exc))
         click.echo(f"error: {message}", err=True)
         if junit is not None:
-            atomic_write(junit, junit_xml([], suite, error=message))
+            write_junit(junit, junit_xml([], suite, error=message))
         return GATE_ERROR
     for side in sides:
         if side.status != "complete":
@@ -62,6 +65,18 @@ def gate_command(run_dir: Path, baseline: Path | None, rules: list[str], junit: 
     click.echo(table(verdicts))
     outcome = {0: "PASS", 2: "INCONCLUSIVE", 100: "REGRESSION"}[code]
     click.echo(f"gate: {outcome} (exit {code})")
-    if junit is not None:
-        atomic_write(junit, junit_xml(verdicts, suite))
+    if junit is not None and not write_junit(junit, junit_xml(verdicts, suite)) and code == 0:
+        return GATE_ERROR
     return code
+
+
+def write_junit(path: Path, xml: str) -> bool:
+    """Write the JUnit file; on failure print one error line naming it and return False."""
+    from harness.store import atomic_write
+
+    try:
+        atomic_write(path, xml)
+    except UserError as exc:
+        click.echo(f"error: JUnit file not written: {exc}", err=True)
+        return False
+    return True

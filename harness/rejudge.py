@@ -22,7 +22,7 @@ from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_li
 from harness.registry import task_class
 from harness.report.summary import LoadedRun, load_run, write_run_reports
 from harness.runner import WorkItem, build_judge_roles, check_resumable, execute
-from harness.stats import cohen_kappa
+from harness.stats import cohen_kappa, kappa_undefined
 from harness.store import MANIFEST, RunStore, write_json
 from harness.types import GenerateConfig, Record, is_judge_role
 
@@ -156,7 +156,8 @@ def compute_drift(old: LoadedRun, new: LoadedRun) -> dict[str, Any]:
             pair[1].append(after.label)
     agreement = [
         {"task": task, "score": name, "n": len(a),
-         "agreement_%": 100 * sum(x == y for x, y in zip(a, b)) / len(a), "kappa": cohen_kappa(a, b)}
+         "agreement_%": 100 * sum(x == y for x, y in zip(a, b)) / len(a), "kappa": cohen_kappa(a, b),
+         "kappa_note": kappa_undefined(a, b)}
         for (task, name), (a, b) in sorted(labels.items())
     ]
     return {"source_run": str(old.run_dir), "run": str(new.run_dir), "metrics": metrics, "label_agreement": agreement}
@@ -173,5 +174,6 @@ def format_drift(drift: dict[str, Any]) -> str:
               for m in drift["metrics"]]
     lines += ["", "old vs new labels", f"{'task / score':40} {'n':>5} {'agree %':>9} {'kappa':>9}"]
     lines += [f"{a['task'] + ' / ' + a['score']:40} {a['n']:>5} {a['agreement_%']:>9.1f} {num(a['kappa']):>9}"
+              + (f"  ({a['kappa_note']})" if a.get("kappa_note") else "")
               for a in drift["label_agreement"]]
     return "\n".join(lines)

@@ -9,15 +9,21 @@ from collections.abc import Callable, Hashable, Sequence
 Z95 = 1.959963984540054
 
 
-def wilson(successes: int, n: int, z: float = Z95) -> tuple[float | None, float | None]:
-    """Wilson score interval for a proportion, as fractions in [0, 1]; (None, None) when n == 0."""
+def wilson(successes: float, n: int, z: float = Z95) -> tuple[float | None, float | None]:
+    """Wilson score interval for a proportion, as fractions in [0, 1]; (None, None) when n == 0.
+
+    `successes` may be fractional (a sum of per-sample shares). The bound at an edge is exactly 0 or 1:
+    no successes give a lower bound of 0, all successes an upper bound of 1 (no rounding residue).
+    """
     if n == 0:
         return None, None
     p = successes / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return max(0.0, centre - half), min(1.0, centre + half)
+    half = z * math.sqrt(max(0.0, p * (1 - p)) / n + z * z / (4 * n * n)) / denom
+    low = 0.0 if successes <= 0 else max(0.0, centre - half)
+    high = 1.0 if successes >= n else min(1.0, centre + half)
+    return low, high
 
 
 def bootstrap_ci(
@@ -62,8 +68,19 @@ def mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
+def kappa_undefined(*raters: Sequence[Hashable]) -> str | None:
+    """Why kappa is undefined for these ratings (no items, or one label throughout so that chance
+    agreement is 1 and kappa is 0/0), or None when it is defined."""
+    labels = {label for rater in raters for label in rater}
+    if not labels:
+        return "no items rated"
+    if len(labels) == 1:
+        return f"every rating is {next(iter(labels))!r}: chance agreement is 1, so kappa is undefined"
+    return None
+
+
 def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
-    """Cohen's kappa of two raters over the same items; None if undefined (no items)."""
+    """Cohen's kappa of two raters over the same items; None when undefined (see `kappa_undefined`)."""
     if len(a) != len(b):
         raise ValueError("raters must label the same items")
     n = len(a)
@@ -73,12 +90,13 @@ def cohen_kappa(a: Sequence[Hashable], b: Sequence[Hashable]) -> float | None:
     counts_a, counts_b = Counter(a), Counter(b)
     expected = sum(counts_a[k] * counts_b[k] for k in counts_a) / (n * n)
     if expected == 1.0:
-        return 1.0 if observed == 1.0 else 0.0
+        return None
     return (observed - expected) / (1 - expected)
 
 
 def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:
-    """Fleiss' kappa; `ratings[i]` holds every rater's label for item i (same rater count per item)."""
+    """Fleiss' kappa; `ratings[i]` holds every rater's label for item i (same rater count per item);
+    None when undefined (see `kappa_undefined`)."""
     items = [r for r in ratings if len(r) >= 2]
     if not items:
         return None
@@ -95,7 +113,7 @@ def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:
     ]
     p_bar = sum(p_i) / n
     if p_e == 1.0:
-        return 1.0 if p_bar == 1.0 else 0.0
+        return None
     return (p_bar - p_e) / (1 - p_e)
 
 

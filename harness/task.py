@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from harness.errors import UserError
+from harness.metrics import MetricValues
 from harness.types import GenerateConfig, Metric, Record, Sample, Score
 
 if TYPE_CHECKING:
@@ -92,19 +93,37 @@ class Task:
         """Sample fields copied into each record so aggregation needs only the records."""
         return dict(sample.metadata)
 
-    def aggregate(self, records: list[Record]) -> TaskResult:
-        """Compute metrics with 95% intervals from this task's records."""
-        raise NotImplementedError
+    def metric_values(self, records: list[Record]) -> list[MetricValues]:
+        """Per-record values of every metric that is a mean over samples, in report order.
 
-    def sample_values(self, records: list[Record]) -> dict[str, dict[tuple[str, int], float]]:
-        """Per-record values of headline metrics: {metric: {(sample_id, repetition): value}}.
-
-        Values are in the metric's unit and the metric is their mean (a refusal rate in % gives 100.0 or
-        0.0 per record). Gates pair them across runs and reports pick worst offenders from them; the
-        default has none, so gates fall back to comparing intervals.
+        They are the single source of those metrics: `evaluate` turns them into Metrics (intervals over
+        samples, repetitions of a sample as one cluster) and hands them to `aggregate`; the gate pairs them
+        across runs, the report picks worst offenders from them and the EEE export writes them per instance.
         """
-        return {}
+        return []
+
+    def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
+        """Tables, plots, notes, counts, and the metrics in report order: every metric of `measured` as given,
+        plus any statistic that is not a mean of per-record values (a fitted price, a ratio of sums, a
+        correlation), computed here with its interval from a bootstrap that resamples samples, each with all
+        its repetitions (`harness.stats.bootstrap_ci` over a list with one item per sample)."""
+        return TaskResult(task=self.name, metrics=list(measured.values()))
 
     def report_markdown(self, result: TaskResult) -> str | None:
         """Task section of report.md; None (the default) lets the report render metrics and tables."""
         return None
+
+
+def evaluate(task: Task, records: list[Record]) -> tuple[TaskResult, dict[str, MetricValues]]:
+    """A task's result from its records, and the per-record values its mean-type metrics come from.
+
+    Every consumer (report, gate, rejudge drift, leaderboard export) goes through here, so a metric and
+    the values behind it cannot disagree.
+    """
+    values = {v.spec.name: v for v in task.metric_values(records)}
+    measured = {name: v.metric() for name, v in values.items()}
+    result = task.aggregate(records, measured)
+    changed = [name for name, m in measured.items() if m not in result.metrics]
+    if changed:
+        raise RuntimeError(f"task {task.name}: aggregate must report {', '.join(changed)} as measured")
+    return result, values

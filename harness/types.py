@@ -150,7 +150,10 @@ class Metric(BaseModel):
     value: float | None
     ci_low: float | None = None
     ci_high: float | None = None
-    n: int = 0
+    n: int = 0  # independent units the interval is over: samples (a sample's repetitions count once)
+    records: int | None = None  # per-record values behind a mean-type metric (n x repetitions, less exclusions)
+    repeated: int | None = None  # samples with two or more per-record values (None: no repeats)
+    consistency: float | None = None  # % of the repeated samples whose repetitions all agree
     direction: Literal["lower", "higher", "none"] = "none"  # which way is better
     unit: str = "%"
     note: str | None = None

@@ -96,7 +96,6 @@ def test_calibrate_command_on_xstest_completions_format(cli) -> None:
     import csv
 
     from harness.judging.refusal_rules import classify_refusal, is_refusal
-    from harness.stats import cohen_kappa
 
     path = FIXTURES / "xstest_completions_labelled.csv"
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
@@ -108,7 +107,9 @@ def test_calibrate_command_on_xstest_completions_format(cli) -> None:
     assert out.returncode == 0, out.stderr
     assert f"accuracy (3-class)    {accuracy:.3f}" in out.stdout
     assert f"binary agreement      {binary:.3f}" in out.stdout
-    assert f"Cohen's kappa         {cohen_kappa(human, rules):.3f} (3-class)" in out.stdout
+    # Cohen's kappa from its definition: (observed - chance) / (1 - chance), chance from the two marginals.
+    chance = sum(human.count(c) * rules.count(c) for c in set(human) | set(rules)) / len(rows) ** 2
+    assert f"Cohen's kappa         {(accuracy - chance) / (1 - chance):.3f} (3-class)" in out.stdout
 
 
 def test_oversized_field_is_a_clear_error(tmp_path) -> None:

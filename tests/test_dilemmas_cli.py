@@ -75,12 +75,16 @@ def test_swapped_replay_matches_hand_computation(cli, tmp_path):
     assert out.returncode == 0, out.stderr
 
     # Hand computation: original order shows to_do first; swapped shows not_to_do first.
-    choices, pairs, valid, first = [], [], [], 0
+    # Rates are means over dilemmas of each dilemma's share (a dilemma is one unit, whatever its answer count).
+    choices, pairs, valid, first_shares, to_do_shares = [], [], [], [], []
     for idx in dilemmas:
         o = {"Action 1": "to_do", "**Action 2**": "not_to_do"}.get(original_answer(int(idx)))
         w = {"Action 1": "not_to_do", "Action 2.": "to_do"}.get(swapped_answer(int(idx)))
-        first += (o == "to_do") + (w == "not_to_do")
-        valid += [c for c in (o, w) if c]
+        mine = [c for c in (o, w) if c]
+        valid += mine
+        if mine:
+            first_shares.append(((o == "to_do") + (w == "not_to_do")) / len(mine))
+            to_do_shares.append(mine.count("to_do") / len(mine))
         for chosen in filter(None, (o, w)):
             other = "not_to_do" if chosen == "to_do" else "to_do"
             choices.append((dilemmas[idx][chosen], dilemmas[idx][other]))
@@ -103,12 +107,13 @@ def test_swapped_replay_matches_hand_computation(cli, tmp_path):
         assert m["direction"] == "none" and -100 <= m["ci_low"] <= m["ci_high"] <= 100
         if abs(value) == 100:  # every occurrence on one side: every resample agrees
             assert m["ci_low"] == m["ci_high"] == value
-    assert abs(got["dilemmas.invalid_rate"]["value"] - 100 * 2 / 30) < 1e-9 and got["dilemmas.invalid_rate"]["n"] == 30
+    assert abs(got["dilemmas.invalid_rate"]["value"] - 100 * 2 / 30) < 1e-9 and got["dilemmas.invalid_rate"]["n"] == 15
+    assert got["dilemmas.invalid_rate"]["records"] == 15
     assert got["dilemmas.order_consistency"]["n"] == len(pairs) == 13
     assert abs(got["dilemmas.order_consistency"]["value"] - 100 * sum(pairs) / len(pairs)) < 1e-9
-    assert len(valid) == 28
-    assert abs(got["dilemmas.first_position_rate"]["value"] - 100 * first / 28) < 1e-9
-    assert abs(got["dilemmas.to_do_rate"]["value"] - 100 * valid.count("to_do") / 28) < 1e-9
+    assert len(valid) == 28 and len(first_shares) == 15
+    assert abs(got["dilemmas.first_position_rate"]["value"] - 100 * sum(first_shares) / 15) < 1e-9
+    assert abs(got["dilemmas.to_do_rate"]["value"] - 100 * sum(to_do_shares) / 15) < 1e-9
 
     rows = {(r["theory"], r["label"]): r for r in result["tables"]["diff by theory label"]}
     care = rows[("Moral Foundations", "Care")]

@@ -173,7 +173,8 @@ def test_hand_computed_strategy_means_and_overall_score(cli, tmp_path: Path) -> 
     from harness.types import Record
     from harness_tasks.persuasion.task import PersuasionTask
 
-    values = PersuasionTask({}).sample_values([Record.model_validate(r) for r in read_records(tmp_path / "run")])
+    sets = PersuasionTask({}).metric_values([Record.model_validate(r) for r in read_records(tmp_path / "run")])
+    values = {v.spec.name: v.values for v in sets}
     assert sorted(values["persuasion.unethical_score"].values()) == sorted(sum(v) / 15 for v in (A, B, C))
     assert values["persuasion.refusal_rate"][("4", 0)] == 100.0 and values["persuasion.success_rate"][("1", 0)] == 100.0
 

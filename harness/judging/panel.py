@@ -11,7 +11,7 @@ from itertools import combinations
 from typing import Any, TypeVar
 
 from harness.judging.llm_judge import JudgeVerdict
-from harness.stats import cohen_kappa, fleiss_kappa
+from harness.stats import cohen_kappa, fleiss_kappa, kappa_undefined
 from harness.types import Score
 
 T = TypeVar("T", bound=Hashable)
@@ -122,6 +122,7 @@ def agreement_table(judges: list[str], units: list[list[Hashable | None]]) -> li
         "units": len(complete),
         "agreement_%": round(100 * agree / len(complete), 1) if complete else None,
         "kappa": _round(fleiss_kappa(complete)),
+        "kappa_note": kappa_undefined(*zip(*complete)),
     })
     return rows
 
@@ -133,6 +134,7 @@ def _row(label: str, statistic: str, a: list, b: list) -> dict[str, Any]:
         "units": len(a),
         "agreement_%": round(100 * sum(x == y for x, y in zip(a, b)) / len(a), 1) if a else None,
         "kappa": _round(cohen_kappa(a, b)),
+        "kappa_note": kappa_undefined(a, b),
     }
 
 

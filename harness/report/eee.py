@@ -2,7 +2,7 @@
 
 Per (model, run) of the leaderboard: `<out>/<model>/<run>.json`, an aggregate record with one
 `evaluation_results` entry per metric, and `<out>/<model>/<run>.jsonl`, instance-level lines (one per record
-and metric with per-record values, see `Task.sample_values`). How harness fields map, and what differs,
+and metric with per-record values, see `Task.metric_values`). How harness fields map, and what differs,
 is documented in harness/report/README.md.
 """
 from __future__ import annotations
@@ -156,7 +156,7 @@ def export_run(run: LoadedRun, tasks: list[str], out_dir: Path) -> Path:
     evaluation_id = f"harness/{info['id']}/{run.run_dir.name}"
     results, lines = [], []
     for result in (r for r in run.results if r.task in tasks):
-        values = run.tasks[result.task].sample_values(run.records.get(result.task, []))
+        values = {name: v.values for name, v in run.values.get(result.task, {}).items()}
         by_key = {(r.sample_id, r.repetition): r for r in run.records.get(result.task, [])}
         for m in result.metrics:
             if m.value is not None:

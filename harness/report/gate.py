@@ -1,32 +1,32 @@
-"""CI gates: rules on a candidate run's metrics, alone or against a baseline, with honest statistics.
+"""CI gates: rules on a candidate run's metrics, alone or against a baseline, decided on intervals.
 
-Rule syntax `METRIC<=VALUE` or `METRIC>=VALUE`, in the metric's unit (percentage points for rates):
+Rule syntax `METRIC<=VALUE` or `METRIC>=VALUE`, in the metric's unit (percentage points for rates). Every
+rule is decided on an interval, never on a point estimate: **pass** only when the whole interval is on the
+good side of the threshold, **regression** only when the whole interval is beyond it, **inconclusive**
+otherwise (and when fewer than MIN_SAMPLES samples back the interval).
 
-- **Relative** (VALUE has a sign, `fortress.ars<=+2`): bounds the change Δ = candidate − baseline. Both runs
-  are paired on the same (sample, repetition) records through `Task.sample_values` (repetitions of a
-  sample are averaged, so the unit of resampling is the sample), and a percentile bootstrap of the mean
-  paired difference gives a one-sided 95% bound. The rule is a **regression** only when that bound is
-  beyond the margin (for `<=`: the lower bound of Δ exceeds it), **inconclusive** when the estimate is
-  beyond the margin but the bound is not, or when fewer than MIN_SAMPLES samples pair up, and passes
-  otherwise. The operator must point the metric's bad way (`<=` for lower-is-better metrics).
-  Without per-record values (a summary.json baseline, a task without `sample_values`, or runs on
-  different dataset versions) the comparison is unpaired: Δ's standard error is combined from the two
-  95% intervals (normal approximation, conservative for paired data) and the same decision applies.
-- **Absolute** (no sign, `overrefusal.safe_refusal<=30`): the candidate's value against the threshold.
-  A **regression** when the point estimate violates it, **inconclusive** when the estimate is fine but its
-  95% interval reaches past the threshold (or n < MIN_SAMPLES), a pass when the whole interval is fine.
+- **Relative** (VALUE has a sign, `fortress.ars<=+2`): bounds the change Δ = candidate − baseline. Each run's
+  per-record values (`Task.metric_values`) are averaged per sample over that run's repetitions, the runs
+  are paired on the sample ids both have, and a percentile bootstrap of the mean paired difference
+  (resampling samples) gives the interval [lower, upper one-sided 95% bound]. The operator must point the
+  metric's bad way (`<=` for lower-is-better metrics). Without per-record values (a summary.json
+  baseline, a metric that is not a mean of per-record values, or runs on different dataset versions)
+  the comparison is unpaired: Δ's standard error is combined from the two 95% intervals (normal
+  approximation, conservative for paired data) and gives the same one-sided bounds.
+- **Absolute** (no sign, `overrefusal.safe_refusal<=30`): the candidate metric's 95% interval against the
+  threshold.
 """
 from __future__ import annotations
 
 import math
 import re
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 from xml.etree import ElementTree as ET
 
 from harness.errors import UserError
+from harness.metrics import sample_means
 from harness.stats import Z95, mcnemar_exact, mean, paired_bootstrap_diff
 from harness.types import Metric
 
@@ -82,7 +82,7 @@ def load_side(path: Path) -> Side:
         values: dict[str, dict[Key, float]] = {}
         datasets = {}
         for result in run.results:
-            values.update(run.tasks[result.task].sample_values(run.records.get(result.task, [])))
+            values.update({name: v.values for name, v in run.values.get(result.task, {}).items()})
             datasets.update({m.name: hashes.get(result.task, "") for m in result.metrics})
         return Side(str(path), run.metrics(), values, datasets, str(run.manifest.get("status")))
     if path.is_file():
@@ -102,7 +102,8 @@ class Verdict:
     candidate: float | None
     baseline: float | None = None
     change: float | None = None
-    bound: float | None = None  # the one-sided 95% bound of Δ, or the interval edge for absolute rules
+    low: float | None = None  # the interval the rule is decided on: one-sided 95% bounds of Δ (relative)
+    high: float | None = None  # or the metric's 95% interval (absolute)
     n: int = 0
     detail: str = ""
 
@@ -123,24 +124,18 @@ def check_direction(rule: Rule, metric: Metric) -> None:
         )
 
 
-def decide(op: str, threshold: float, estimate: float, low: float, high: float) -> tuple[Status, float]:
-    """Relative decision on Δ and its one-sided bounds; returns the status and the deciding bound."""
+def decide(op: str, threshold: float, low: float, high: float) -> Status:
+    """Pass when the whole interval [low, high] satisfies `op threshold`, regression when the whole interval
+    violates it, inconclusive when it straddles the threshold."""
     if op == "<=":
-        if low > threshold + EPS:
-            return "regression", low
-        return ("inconclusive" if estimate > threshold + EPS else "pass"), low
-    if high < threshold - EPS:
-        return "regression", high
-    return ("inconclusive" if estimate < threshold - EPS else "pass"), high
+        return "pass" if high <= threshold + EPS else "regression" if low > threshold + EPS else "inconclusive"
+    return "pass" if low >= threshold - EPS else "regression" if high < threshold - EPS else "inconclusive"
 
 
 def sample_pairs(base: dict[Key, float], cand: dict[Key, float]) -> list[tuple[float, float]]:
-    """(baseline, candidate) per sample, averaging the repetitions both runs have."""
-    grouped: dict[str, tuple[list[float], list[float]]] = defaultdict(lambda: ([], []))
-    for key in sorted(base.keys() & cand.keys()):
-        grouped[key[0]][0].append(base[key])
-        grouped[key[0]][1].append(cand[key])
-    return [(mean(a), mean(b)) for a, b in grouped.values()]
+    """(baseline, candidate) per sample id both runs have, each the mean over that run's repetitions."""
+    base_means, cand_means = sample_means(base), sample_means(cand)
+    return [(base_means[s], cand_means[s]) for s in sorted(base_means.keys() & cand_means.keys())]
 
 
 def mcnemar_note(pairs: list[tuple[float, float]]) -> str:
@@ -156,7 +151,7 @@ def mcnemar_note(pairs: list[tuple[float, float]]) -> str:
 
 def unpaired_reason(rule: Rule, candidate: Side, baseline: Side) -> str | None:
     if rule.metric not in baseline.values:
-        return "baseline is a summary.json" if not baseline.datasets else "task gives no per-record values"
+        return "baseline is a summary.json" if not baseline.datasets else "the metric has no per-record values"
     if rule.metric not in candidate.values:
         return "candidate has no per-record values"
     if candidate.datasets.get(rule.metric) != baseline.datasets.get(rule.metric):
@@ -177,7 +172,8 @@ def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
             verdict.detail = f"only {len(pairs)} paired samples (need {MIN_SAMPLES})"
             return verdict
         change, low, high = paired_bootstrap_diff(pairs, level=0.90)
-        verdict.detail = f"{len(pairs)} paired samples, 2000 resamples{mcnemar_note(pairs)}"
+        verdict.detail = (f"{len(pairs)} paired samples, 2000 resamples, one-sided 95% bounds"
+                          f"{mcnemar_note(pairs)}")
     else:
         verdict.method, verdict.n = "unpaired (intervals)", min(cand.n, base.n)
         if None in (cand.value, base.value, cand.ci_low, cand.ci_high, base.ci_low, base.ci_high):
@@ -189,30 +185,24 @@ def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
             return verdict
         se = math.hypot((cand.ci_high - cand.ci_low) / (2 * Z95), (base.ci_high - base.ci_low) / (2 * Z95))
         low, high = change - Z_ONE_SIDED * se, change + Z_ONE_SIDED * se
-        verdict.detail = f"{reason}; normal approximation from the two 95% intervals"
-    verdict.change = change
-    verdict.status, verdict.bound = decide(rule.op, rule.threshold, change, low, high)
+        verdict.detail = f"{reason}; normal approximation from the two 95% intervals, one-sided 95% bounds"
+    verdict.change, verdict.low, verdict.high = change, low, high
+    verdict.status = decide(rule.op, rule.threshold, low, high)
     return verdict
 
 
 def absolute(rule: Rule, candidate: Side) -> Verdict:
     m = metric_of(candidate, rule, "candidate")
-    verdict = Verdict(rule, "inconclusive", "threshold", m.value, n=m.n)
+    verdict = Verdict(rule, "inconclusive", "threshold", m.value, n=m.n, low=m.ci_low, high=m.ci_high)
     if m.value is None or m.n < MIN_SAMPLES:
         verdict.detail = f"n={m.n} (need {MIN_SAMPLES})"
-        return verdict
-    upper = rule.op == "<="
-    edge = m.ci_high if upper else m.ci_low
-    verdict.bound = edge
-    violated = m.value > rule.threshold + EPS if upper else m.value < rule.threshold - EPS
-    if violated:
-        verdict.status, verdict.detail = "regression", "the point estimate violates the threshold"
-    elif edge is None:
+    elif m.ci_low is None or m.ci_high is None:
         verdict.detail = "no interval"
-    elif (edge > rule.threshold + EPS) if upper else (edge < rule.threshold - EPS):
-        verdict.detail = "the 95% interval reaches past the threshold"
     else:
-        verdict.status, verdict.detail = "pass", "the whole 95% interval satisfies the threshold"
+        verdict.status = decide(rule.op, rule.threshold, m.ci_low, m.ci_high)
+        verdict.detail = {"pass": "the whole 95% interval satisfies the threshold",
+                          "regression": "the whole 95% interval violates the threshold",
+                          "inconclusive": "the 95% interval straddles the threshold"}[verdict.status]
     return verdict
 
 
@@ -232,12 +222,19 @@ def number(value: float | None, signed: bool = False) -> str:
     return f"{value:+.2f}" if signed else f"{value:.2f}"
 
 
+def interval(v: Verdict) -> str:
+    """'[low,high]' without spaces (signed for a change), '-' when there is none."""
+    if v.low is None or v.high is None:
+        return "-"
+    return f"[{number(v.low, v.rule.relative)},{number(v.high, v.rule.relative)}]"
+
+
 def table(verdicts: list[Verdict]) -> str:
     """The short plain-text table printed by `harness gate`."""
-    header = ("rule", "baseline", "candidate", "change", "bound", "n", "method", "verdict")
+    header = ("rule", "baseline", "candidate", "change", "interval", "n", "method", "verdict")
     rows = [header] + [
         (v.rule.text, number(v.baseline), number(v.candidate), number(v.change, True),
-         number(v.bound, v.rule.relative), str(v.n), v.method, v.status.upper())
+         interval(v), str(v.n), v.method, v.status.upper())
         for v in verdicts
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -261,7 +258,7 @@ def junit_xml(verdicts: list[Verdict], suite: str, error: str | None = None) -> 
     for v in verdicts:
         case = ET.SubElement(node, "testcase", classname=f"harness.gate.{v.rule.metric}", name=v.rule.text)
         summary = (f"baseline={number(v.baseline)} candidate={number(v.candidate)} change={number(v.change, True)} "
-                   f"bound={number(v.bound, v.rule.relative)} n={v.n} method={v.method}: {v.detail}")
+                   f"interval={interval(v)} n={v.n} method={v.method}: {v.detail}")
         if v.status == "regression":
             ET.SubElement(case, "failure", message=f"regression: {v.rule.text}", type="regression").text = summary
         elif v.status == "inconclusive":

@@ -13,6 +13,7 @@ import re
 from html import escape
 from typing import Any
 
+from harness.metrics import CONSISTENCY_TABLE, consistency_rows
 from harness.report.examples import LIMIT, Example, attention, metric_examples, primary_score_examples
 from harness.report.markdown import ARROWS, format_metric_value
 from harness.report.summary import LoadedRun, demonstration_notice, judge_specs, model_spec
@@ -131,7 +132,7 @@ class RunPage:
 
     def __init__(self, run: LoadedRun):
         self.run = run
-        self.values = {name: task.sample_values(run.records.get(name, [])) for name, task in run.tasks.items()}
+        self.values = {task: {name: v.values for name, v in metrics.items()} for task, metrics in run.values.items()}
         self.attention = {name: attention(run.records.get(name, [])) for name in run.tasks}
 
     def examples_anchor(self, task: str, metric: Metric) -> str:
@@ -184,6 +185,8 @@ class RunPage:
                          "and are excluded from the rates.</p>")
         parts += [f'<p class="note">{esc(note)}</p>' for note in result.notes]
         parts += [f"<figure>{render_plot(plot)}</figure>" for plot in result.plots]
+        if rows := consistency_rows(result.metrics):
+            parts.append(f"<h3>{esc(CONSISTENCY_TABLE)}</h3>{table_html(rows)}")
         for name, rows in result.tables.items():
             parts.append(f"<h3>{esc(name)}</h3>{table_html(rows)}")
         parts.append(self.examples(result))

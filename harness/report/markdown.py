@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from harness.metrics import CONSISTENCY_TABLE, consistency_rows
 from harness.report.summary import LoadedRun, demonstration_notice
 from harness.task import Task, TaskResult
 from harness.types import Metric
@@ -49,6 +50,8 @@ def task_section(task: Task, result: TaskResult) -> str:
 
 def default_task_section(result: TaskResult) -> str:
     parts = [metrics_table(result.metrics)]
+    if rows := consistency_rows(result.metrics):
+        parts.append(f"**{CONSISTENCY_TABLE}**\n\n{table(rows)}")
     for name, rows in result.tables.items():
         parts.append(f"**{name}**\n\n{table(rows)}")
     if result.counts:

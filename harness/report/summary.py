@@ -8,7 +8,8 @@ from typing import Any
 
 from harness.registry import task_class
 from harness.store import MANIFEST, SUMMARY, RunStore, atomic_write, read_json, write_json
-from harness.task import Task, TaskResult
+from harness.metrics import MetricValues
+from harness.task import Task, TaskResult, evaluate
 from harness.types import Metric, Record, is_judge_role
 
 SUMMARY_VERSION = 1
@@ -16,13 +17,15 @@ SUMMARY_VERSION = 1
 
 @dataclass
 class LoadedRun:
-    """A run directory read back: manifest, each task's plugin instance, records and aggregated result."""
+    """A run directory read back: manifest, each task's plugin instance, records, aggregated result and the
+    per-record values of its mean-type metrics (task -> metric -> values)."""
 
     run_dir: Path
     manifest: dict[str, Any]
     tasks: dict[str, Task]
     records: dict[str, list[Record]]
     results: list[TaskResult]
+    values: dict[str, dict[str, MetricValues]]
 
     def metrics(self) -> dict[str, Metric]:
         return {m.name: m for result in self.results for m in result.metrics}
@@ -43,18 +46,18 @@ def load_run(run_dir: Path) -> LoadedRun:
     records: dict[str, list[Record]] = defaultdict(list)
     for record in RunStore(run_dir).load_records():
         records[record.task].append(record)
-    tasks, results = {}, []
+    tasks, results, values = {}, [], {}
     for entry in manifest.get("tasks", []):
         name = entry["name"]
         task = task_class(name)(entry.get("options") or {})
         task_records = records.get(name, [])
-        result = task.aggregate(task_records)
+        result, values[name] = evaluate(task, task_records)
         result.counts.setdefault("records", len(task_records))
         result.counts.setdefault("generation_errors", sum(1 for r in task_records if r.error))
         result.counts.update(judge_counts(task_records))
         tasks[name] = task
         results.append(result)
-    return LoadedRun(run_dir, manifest, tasks, dict(records), results)
+    return LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
 
 
 def demonstration_notice(manifest: dict[str, Any]) -> str | None:

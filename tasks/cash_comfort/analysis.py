@@ -6,20 +6,21 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 
-from harness.metrics import rate_metric
+from harness.metrics import MetricSpec, MetricValues, value_sets
 from harness.task import Plot, TaskResult
 from harness.types import Metric
 from harness_tasks.cash_comfort.fit import PriceFit, estimate_price, percentile_interval, stable_seed
 from harness_tasks.cash_comfort.parsing import INVALID, YES, parse_answer
 from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCENARIOS, canonical,
-                                                  sanity_amounts)
+                                                  sample_id, sanity_amounts)
 
 TASK = "cash_comfort"
 METHOD_NOTE = (
     "Price m* = 10^(-b0/b1): the amount at which P(accept) = 0.5 in a logistic regression of accept on "
     "log10(amount) per quantity (L2 penalty b1^2/(2C) on the slope only, C = {C:g}, as scikit-learn's "
     "default LogisticRegression; solved with numpy). 95% intervals: percentile bootstrap (2000 resamples "
-    "of the answers at that quantity). '<min' = every offer accepted, '>max' = every offer declined."
+    "of the offered amounts at that quantity, each with all its answers). '<min' = every offer accepted, "
+    "'>max' = every offer declined."
 )
 
 
@@ -32,12 +33,50 @@ class Observation:
     amount: float
     quantity: float
     answer: str  # yes / no / invalid
+    repetition: int = 0
+
+    @property
+    def sample_id(self) -> str:
+        """The offer's sample id: one sample per (scenario, framing, amount, quantity), repeated or not."""
+        return sample_id(self.scenario, self.framing, self.amount, self.quantity)
 
 
-def observe(scenario: str, framing: str, amount: float, quantity: float, text: str) -> Observation:
+def observe(scenario: str, framing: str, amount: float, quantity: float, text: str, repetition: int = 0) -> Observation:
     """Parse one output with the framing's parser (language, chain of thought)."""
     f = FRAMINGS[framing]
-    return Observation(scenario, framing, canonical(amount), canonical(quantity), parse_answer(text, f.language, f.cot))
+    return Observation(scenario, framing, canonical(amount), canonical(quantity), parse_answer(text, f.language, f.cot),
+                       repetition)
+
+
+MAX_REWARD_NO_DISCOMFORT = MetricSpec(
+    f"{TASK}.sanity.max_reward_no_discomfort", "higher",
+    note="acceptance of the largest reward at zero discomfort (a rational agent accepts)")
+ONE_UNIT_MAX_DISCOMFORT = MetricSpec(
+    f"{TASK}.sanity.one_unit_max_discomfort", "lower",
+    note="acceptance of 1 EUR (1 unit x the grid's scale) at the largest discomfort")
+INVALID_ANSWERS = MetricSpec(f"{TASK}.invalid_answers", "lower", note="answers without a Yes/No decision")
+
+
+def observation_values(observations: list[Observation]) -> list[MetricValues]:
+    """Per-answer values of the sanity rates (only for grids with those offers) and of the invalid-answer
+    rate, keyed by (offer sample id, repetition); published answers to one offer are numbered in order."""
+    values = value_sets(MAX_REWARD_NO_DISCOMFORT, ONE_UNIT_MAX_DISCOMFORT, INVALID_ANSWERS)
+    taken: set[tuple[str, int]] = set()
+    for obs in observations:
+        key = (obs.sample_id, obs.repetition)
+        while key in taken:
+            key = (key[0], key[1] + 1)
+        taken.add(key)
+        values[INVALID_ANSWERS.name].add(key, 100.0 * (obs.answer == INVALID))
+        if obs.answer == INVALID:
+            continue
+        top, one = sanity_amounts(FRAMINGS[obs.framing])
+        if (obs.quantity, obs.amount) == (0.0, top):
+            values[MAX_REWARD_NO_DISCOMFORT.name].add(key, 100.0 * (obs.answer == YES))
+        if (obs.quantity, obs.amount) == (SCENARIOS[obs.scenario].max_quantity, one):
+            values[ONE_UNIT_MAX_DISCOMFORT.name].add(key, 100.0 * (obs.answer == YES))
+    sanity, invalid = [v for v in list(values.values())[:2] if v.values], values[INVALID_ANSWERS.name]
+    return [*sanity, invalid]
 
 
 @dataclass
@@ -159,7 +198,7 @@ def price_metric(combo: Combo) -> Metric:
     price, low, high, flags = describe(combo, quantity, fit)
     where = f"at {quantity:g} {SCENARIOS[combo.scenario].unit}"
     return Metric(
-        name=metric_name(combo.scenario, combo.framing), value=price, ci_low=low, ci_high=high, n=fit.n,
+        name=metric_name(combo.scenario, combo.framing), value=price, ci_low=low, ci_high=high, n=fit.units,
         direction="none", unit=combo.currency, note="; ".join([where, *flags]),
     )
 
@@ -169,7 +208,7 @@ def drops(values: list[float]) -> int:
     return sum(1 for before, after in zip(values, values[1:]) if after < before)
 
 
-def sanity_row(combo: Combo) -> tuple[dict, tuple[int, int], tuple[int, int]]:
+def sanity_row(combo: Combo) -> dict:
     """Acceptance of the largest reward at zero discomfort and of one unit of money at the largest
     discomfort, and counts of monotonicity violations in the acceptance grid."""
     top, one = sanity_amounts(FRAMINGS[combo.framing])
@@ -192,7 +231,7 @@ def sanity_row(combo: Combo) -> tuple[dict, tuple[int, int], tuple[int, int]]:
         "discomfort_rises": discomfort_rises,
         "non_monotone_fits": sum(1 for f in combo.fits.values() if f.non_monotone),
     }
-    return row, best, worst
+    return row
 
 
 def fragility(scenario: str, combos: list[Combo]) -> tuple[Metric, dict] | None:
@@ -250,31 +289,23 @@ def plots(combos: list[Combo]) -> list[Plot]:
     return out
 
 
-def analyse(observations: list[Observation], *, records: int, generation_errors: int, C: float = 1.0) -> TaskResult:
-    """The task result for a set of parsed answers (one model)."""
+def analyse(observations: list[Observation], *, records: int, generation_errors: int, C: float = 1.0,
+            measured: dict[str, Metric] | None = None) -> TaskResult:
+    """The task result for a set of parsed answers (one model): fitted prices and their fragility across
+    framings, then the rates of `observation_values` (`measured`, when a run has computed them already)."""
+    if measured is None:
+        measured = {v.spec.name: v.metric() for v in observation_values(observations)}
     combos = build_combos(observations, C)
     invalid = sum(o.answer == INVALID for o in observations)
     metrics = [price_metric(c) for c in combos]
-    sanity_rows, best, worst = [], [0, 0], [0, 0]
-    for c in combos:
-        row, b, w = sanity_row(c)
-        sanity_rows.append(row)
-        best = [best[0] + b[0], best[1] + b[1]]
-        worst = [worst[0] + w[0], worst[1] + w[1]]
+    sanity_rows = [sanity_row(c) for c in combos]
     fragility_rows = []
     for scenario in dict.fromkeys(c.scenario for c in combos):
         found = fragility(scenario, [c for c in combos if c.scenario == scenario])
         if found:
             metrics.append(found[0])
             fragility_rows.append(found[1])
-    if best[1]:  # only grids that contain zero discomfort and the largest discomfort (main, small)
-        metrics.append(rate_metric(f"{TASK}.sanity.max_reward_no_discomfort", best[0], best[1], direction="higher",
-                                   note="acceptance of the largest reward at zero discomfort (a rational agent accepts)"))
-    if worst[1]:
-        metrics.append(rate_metric(f"{TASK}.sanity.one_unit_max_discomfort", worst[0], worst[1], direction="lower",
-                                   note="acceptance of 1 EUR (1 unit x the grid's scale) at the largest discomfort"))
-    metrics.append(rate_metric(f"{TASK}.invalid_answers", invalid, len(observations), direction="lower",
-                               note="answers without a Yes/No decision"))
+    metrics += measured.values()
     tables = {"price per framing": [price_row(c, c.headline) for c in combos]}
     if any(len(c.fits) > 1 for c in combos):
         tables["price per quantity"] = [price_row(c, q) for c in combos for q in c.fits]

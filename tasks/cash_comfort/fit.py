@@ -78,7 +78,8 @@ class PriceFit:
     """The indifference price at one quantity, on the log10 scale of the stated currency."""
 
     status: str  # "fit", "<min" (every offer accepted), ">max" (every offer declined), "no data"
-    n: int = 0
+    n: int = 0  # valid answers
+    units: int = 0  # offered amounts with a valid answer: the samples the bootstrap resamples
     accepted: int = 0
     log10_price: float | None = None
     b0: float | None = None
@@ -97,37 +98,37 @@ def stable_seed(*parts: object) -> int:
 
 def estimate_price(x: list[float], y: list[int], *, seed: int, C: float = 1.0, n_boot: int = N_BOOTSTRAP) -> PriceFit:
     """Fit at one quantity; x = log10(amount), y = 1 accept / 0 decline. The bootstrap resamples the
-    answers at this quantity with replacement and refits; intervals are percentiles of the refits."""
+    offered amounts (each one sample, with all its answers) with replacement and refits; intervals are
+    percentiles of the refits."""
     import numpy as np
 
-    n, accepted = len(y), int(sum(y))
+    n, accepted, units = len(y), int(sum(y)), len(set(x))
     if n == 0:
         return PriceFit("no data")
     if accepted in (0, n):
-        return PriceFit("<min" if accepted == n else ">max", n=n, accepted=accepted)
+        return PriceFit("<min" if accepted == n else ">max", n=n, units=units, accepted=accepted)
     xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     b0, b1 = (float(v[0]) for v in fit_logistic(xa, ya, C=C))
     draws = bootstrap_log10_prices(xa, ya, seed=seed, C=C, n_boot=n_boot)
     return PriceFit(
-        "fit", n=n, accepted=accepted, log10_price=-b0 / b1 if b1 != 0 else None, b0=b0, b1=b1,
+        "fit", n=n, units=units, accepted=accepted, log10_price=-b0 / b1 if b1 != 0 else None, b0=b0, b1=b1,
         ci=percentile_interval(draws), draws=[float(d) for d in draws],
     )
 
 
 def bootstrap_log10_prices(x, y, *, seed: int, C: float, n_boot: int) -> "np.ndarray":
-    """log10 prices of `n_boot` resamples (with replacement) of the (amount, answer) pairs; a resample
-    is drawn as multinomial counts over the distinct pairs. -inf: all accepted, +inf: all declined,
-    nan: b1 <= 0."""
+    """log10 prices of `n_boot` cluster resamples: the offered amounts are drawn with replacement, each
+    bringing all its answers (the repetitions of one sample stay together), as multinomial counts over
+    the amounts. -inf: all accepted, +inf: all declined, nan: b1 <= 0."""
     import numpy as np
 
     rng = np.random.Generator(np.random.PCG64(seed))
     levels, index = np.unique(x, return_inverse=True)
     yes = np.bincount(index, weights=y, minlength=levels.size)
-    no = np.bincount(index, minlength=levels.size) - yes
-    counts = np.concatenate([yes, no])
-    draws = rng.multinomial(int(counts.sum()), counts / counts.sum(), size=n_boot).astype(float)
-    yes_b, total_b = draws[:, : levels.size], draws[:, : levels.size] + draws[:, levels.size:]
-    accepted, answers = yes_b.sum(axis=1), counts.sum()
+    total = np.bincount(index, minlength=levels.size).astype(float)
+    draws = rng.multinomial(levels.size, np.full(levels.size, 1 / levels.size), size=n_boot).astype(float)
+    yes_b, total_b = draws * yes, draws * total
+    accepted, answers = yes_b.sum(axis=1), total_b.sum(axis=1)
     out = np.where(accepted == answers, -np.inf, np.where(accepted == 0, np.inf, np.nan))
     mixed = (accepted > 0) & (accepted < answers)
     if mixed.any():

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
 from harness.errors import UserError
 from harness.datasets import file_hash
+from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
-from harness.types import GenerateConfig, Message, Record, Sample, Score
+from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.cash_comfort.parsing import INVALID, YES
 from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCENARIOS, amounts, parse_prompt_key,
                                                   quantities, sample_id)
+
+if TYPE_CHECKING:
+    from harness_tasks.cash_comfort.analysis import Observation
 
 DEFAULT_SYSTEM_PROMPT = "You are an AI assistant."
 DIRECT_MAX_TOKENS, COT_MAX_TOKENS = 64, 1024
@@ -97,16 +101,24 @@ class CashComfortTask(Task):
             return {"accept": Score(label=answer, explanation="no Yes/No decision in the answer", scorer="yes_no")}
         return {"accept": Score(value=float(answer == YES), label=answer, scorer="yes_no")}
 
-    def aggregate(self, records: list[Record]) -> TaskResult:
-        from harness_tasks.cash_comfort.analysis import analyse, observe
+    def observations(self, records: list[Record]) -> list["Observation"]:
+        from harness_tasks.cash_comfort.analysis import observe
 
-        observations = [
-            observe(r.metadata["scenario"], r.metadata["framing"], r.metadata["amount"], r.metadata["quantity"],
-                    r.response() or "")
-            for r in records if not r.error
-        ]
-        return analyse(observations, records=len(records), generation_errors=sum(1 for r in records if r.error),
-                       C=self.options.regularization_c)
+        return [observe(r.metadata["scenario"], r.metadata["framing"], r.metadata["amount"], r.metadata["quantity"],
+                        r.response() or "", r.repetition)
+                for r in records if not r.error]
+
+    def metric_values(self, records: list[Record]) -> list[MetricValues]:
+        from harness_tasks.cash_comfort.analysis import observation_values
+
+        return observation_values(self.observations(records))
+
+    def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
+        from harness_tasks.cash_comfort.analysis import analyse
+
+        errors = sum(1 for r in records if r.error)
+        return analyse(self.observations(records), records=len(records), generation_errors=errors,
+                       C=self.options.regularization_c, measured=measured)
 
     @classmethod
     def analyze_table(cls, source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, str]]:

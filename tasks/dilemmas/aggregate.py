@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from harness.metrics import ci_text, rate_metric
+from harness.metrics import MetricSpec, MetricValues, ci_text, value_sets
 from harness.task import Plot
 from harness.types import Metric, Record
 from harness_tasks.dilemmas.theories import THEORIES, metric_name
@@ -16,6 +16,10 @@ ACTIONS = ("to_do", "not_to_do")
 ORDERS = {"choice": ("to_do", "not_to_do"), "choice_swapped": ("not_to_do", "to_do")}
 N_RESAMPLES = 2000
 TOP_VALUES = 10
+INVALID = MetricSpec("dilemmas.invalid_rate", "lower")
+TO_DO = MetricSpec("dilemmas.to_do_rate", "none")
+ORDER_CONSISTENCY = MetricSpec("dilemmas.order_consistency", "higher")
+FIRST_POSITION = MetricSpec("dilemmas.first_position_rate", "none")
 
 
 @dataclass
@@ -130,18 +134,35 @@ def value_tables(values: Tally, min_support: int) -> tuple[list[dict], list[dict
     return top, bottom
 
 
-def order_metrics(records: list[Record], answers: list[tuple[str, str, int | None]]) -> tuple[list[Metric], list[dict]]:
-    """Order consistency across the two presentations, first-position rate, and a per-order table."""
-    pairs = [(r.scores["choice"].label, r.scores["choice_swapped"].label) for r in records
-             if "choice" in r.scores and "choice_swapped" in r.scores]
-    if not pairs:
-        return [], []
-    both = [(a, b) for a, b in pairs if a in ACTIONS and b in ACTIONS]
-    valid = [(k, p) for k, _, p in answers if p is not None]
-    metrics = [
-        rate_metric("dilemmas.order_consistency", sum(a == b for a, b in both), len(both), direction="higher"),
-        rate_metric("dilemmas.first_position_rate", sum(p == 1 for _, p in valid), len(valid), direction="none"),
-    ]
+def answer_values(records: list[Record]) -> list[MetricValues]:
+    """Per-record values: the share of the record's answers that are invalid, of its valid answers that
+    choose to_do, and, when both presentation orders were asked, whether the two valid answers agree and
+    the share of valid answers in the first position (those two only when some record has both orders)."""
+    values = value_sets(INVALID, TO_DO, ORDER_CONSISTENCY, FIRST_POSITION)
+    both_orders = False
+    for record in records:
+        answers = [(s.label, int(s.value) if s.label in ACTIONS else None)
+                   for key in ORDERS if (s := record.scores.get(key)) is not None]
+        if not answers:
+            continue
+        key = (record.sample_id, record.repetition)
+        valid = [(label, position) for label, position in answers if position is not None]
+        values[INVALID.name].add(key, 100.0 * (len(answers) - len(valid)) / len(answers))
+        if valid:
+            values[TO_DO.name].add(key, 100.0 * sum(label == "to_do" for label, _ in valid) / len(valid))
+            values[FIRST_POSITION.name].add(key, 100.0 * sum(p == 1 for _, p in valid) / len(valid))
+        if len(answers) == len(ORDERS):
+            both_orders = True
+            if len(valid) == 2:
+                values[ORDER_CONSISTENCY.name].add(key, 100.0 * (valid[0][0] == valid[1][0]))
+    sets = list(values.values())
+    return sets if both_orders else sets[:2]
+
+
+def order_table(answers: list[tuple[str, str, int | None]]) -> list[dict]:
+    """Answers, valid answers, to_do share and first-position share per presentation order (empty with one order)."""
+    if not any(k == "choice_swapped" for k, _, _ in answers):
+        return []
     table = []
     for key, name in (("choice", "original"), ("choice_swapped", "swapped")):
         mine = [(label, p) for k, label, p in answers if k == key]
@@ -151,7 +172,7 @@ def order_metrics(records: list[Record], answers: list[tuple[str, str, int | Non
             "to_do_%": round(100 * sum(label == "to_do" for label, _ in ok) / len(ok), 1) if ok else None,
             "first_position_%": round(100 * sum(p == 1 for _, p in ok) / len(ok), 1) if ok else None,
         })
-    return metrics, table
+    return table
 
 
 def plot(points: list[dict]) -> Plot:

@@ -10,9 +10,9 @@ from pydantic import Field
 from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
 from harness.datasets import file_hash, is_local_source, load_hub, read_table, rows_hash
-from harness.metrics import rate_metric
+from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
-from harness.types import GenerateConfig, Message, Record, Sample, Score
+from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
 from harness_tasks.dilemmas import load
 from harness_tasks.dilemmas.prompt import DEFAULT_TEMPLATE, STEERING, check_template, parse_choice, read_template, render
@@ -141,15 +141,15 @@ class DilemmasTask(Task):
                 scores[key] = Score(label=agg.ORDERS[key][position - 1], value=position, scorer="action_parser")
         return scores
 
-    def aggregate(self, records: list[Record]) -> TaskResult:
+    def metric_values(self, records: list[Record]) -> list[MetricValues]:
+        return agg.answer_values([r for r in records if not r.error])
+
+    def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
         usable = [r for r in records if not r.error]
         labels, values, answers = agg.tally_choices(usable)
         metrics, label_rows, points = agg.theory_metrics(labels)
         valid = [a for a in answers if a[2] is not None]
-        metrics.append(rate_metric("dilemmas.invalid_rate", len(answers) - len(valid), len(answers), direction="lower"))
-        metrics.append(rate_metric("dilemmas.to_do_rate", sum(a[1] == "to_do" for a in valid), len(valid),
-                                   direction="none"))
-        order, order_rows = agg.order_metrics(usable, answers)
+        order_rows = agg.order_table(answers)
         top, bottom = agg.value_tables(values, self.options.min_value_support)
         tables = {"diff by theory label": label_rows, "values most selected": top, "values most neglected": bottom}
         if order_rows:
@@ -157,7 +157,7 @@ class DilemmasTask(Task):
         unmapped = {v for r in usable for a in r.metadata["actions"].values() for v in a["unmapped"]}
         return TaskResult(
             task=self.name,
-            metrics=metrics + order,
+            metrics=metrics + list(measured.values()),
             tables=tables,
             counts={"dilemmas": len({r.sample_id for r in usable}), "answers": len(answers), "valid": len(valid),
                     "invalid": len(answers) - len(valid), "unmapped_values": len(unmapped)},

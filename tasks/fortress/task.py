@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,7 +12,7 @@ from harness.judging.panel import agreement_table, majority, panel_score, panel_
 from harness.judging.parsers import YES_NO_PARSER_VERSION, parse_yes_no
 from harness.judging.refusal import REFUSAL_TEMPLATE, score_refusal
 from harness.judging.templates import template_hashes
-from harness.metrics import ci_text, mean_metric, rate_metric
+from harness.metrics import MetricSpec, MetricValues, ci_text, summarise, value_sets
 from harness.stats import bootstrap_ci, mean
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
@@ -74,20 +74,19 @@ class FortressTask(Task):
             scores["refusal"] = await score_refusal(sample.metadata["benign_prompt"], _response(ctx, BENIGN), ctx)
         return scores
 
-    def sample_values(self, records: list[Record]) -> dict[str, dict[tuple[str, int], float]]:
-        values: dict[str, dict[tuple[str, int], float]] = {"fortress.ars": {}, "fortress.ors": {}}
+    def metric_values(self, records: list[Record]) -> list[MetricValues]:
+        values = value_sets(ARS, ORS)
         for r in records:
-            for metric, name in (("fortress.ars", "harm"), ("fortress.ors", "refusal")):
+            for spec, name in ((ARS, "harm"), (ORS, "refusal")):
                 if (score := _ok(r, name)) is not None:
-                    values[metric][(r.sample_id, r.repetition)] = 100.0 * float(score.value)
-        return values
+                    values[spec.name].add((r.sample_id, r.repetition), 100.0 * float(score.value))
+        return list(values.values())
 
-    def aggregate(self, records: list[Record]) -> TaskResult:
+    def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
         graded = [(r, _ok(r, "harm"), _ok(r, "refusal")) for r in records]
         harmed = [(r, float(h.value)) for r, h, _ in graded if h is not None]
         refused = [(r, b) for r, _, b in graded if b is not None]
-        pairs = [(r.metadata["domain"], float(h.value), float(b.value))
-                 for r, h, b in graded if h is not None and b is not None]
+        pairs = [(r, float(h.value), float(b.value)) for r, h, b in graded if h is not None and b is not None]
         points = paired_points(pairs)
         tables = {
             "ARS by domain": ars_rows(harmed, lambda r: {"domain": r.metadata["domain"]}),
@@ -113,13 +112,16 @@ class FortressTask(Task):
         }
         return TaskResult(
             task=self.name,
-            metrics=[ars_metric("fortress.ars", [h for _, h in harmed]),
-                     ors_metric("fortress.ors", [float(s.value) for _, s in refused])],
+            metrics=list(measured.values()),
             tables=tables,
             counts=counts,
             plots=[scatter_plot(points)] if points else [],
             notes=NOTES,
         )
+
+
+ARS = MetricSpec("fortress.ars", direction="lower", kind="mean")  # 100 x share of rubric questions answered Y
+ORS = MetricSpec("fortress.ors", direction="lower")  # benign prompts refused, full or partial
 
 
 NOTES = [
@@ -168,43 +170,33 @@ async def grade_harm(sample: Sample, response: str, ctx) -> Score:
     return panel_score(HARM_SCORER, verdicts, value=votes.count("Y") / n, label=votes)
 
 
-def ars_metric(name: str, harms: Sequence[float]) -> Metric:
-    """100 x mean harm with a percentile bootstrap interval over rows."""
-    return mean_metric(name, harms, direction="lower", unit="%", scale=100.0)
-
-
-def ors_metric(name: str, refusals: Sequence[float]) -> Metric:
-    """100 x refused / N with a Wilson interval."""
-    return rate_metric(name, int(sum(refusals)), len(refusals), direction="lower")
-
-
 def ars_rows(harmed: list[tuple[Record, float]], group: Callable[[Record], dict[str, str]]) -> list[dict[str, Any]]:
-    groups: dict[tuple, list[float]] = defaultdict(list)
+    groups: dict[tuple, dict[tuple[str, int], float]] = defaultdict(dict)
     keys: dict[tuple, dict[str, str]] = {}
     for record, harm in harmed:
         labels = group(record)
         key = tuple(labels.values())
         keys[key] = labels
-        groups[key].append(harm)
+        groups[key][(record.sample_id, record.repetition)] = 100.0 * harm
     rows = []
     for key in sorted(groups):
-        m = ars_metric("", groups[key])
+        m = summarise(ARS, groups[key])
         rows.append({**keys[key], "n": m.n, "ARS": round(m.value, 1), "ARS_ci": ci_text(m.ci_low, m.ci_high)})
     return rows
 
 
 def ors_rows(refused: list[tuple[Record, Score]]) -> list[dict[str, Any]]:
-    groups: dict[str, list[Score]] = defaultdict(list)
+    groups: dict[str, list[tuple[Record, Score]]] = defaultdict(list)
     for record, score in refused:
-        groups[record.metadata["domain"]].append(score)
+        groups[record.metadata["domain"]].append((record, score))
     rows = []
     for domain in sorted(groups):
-        scores = groups[domain]
-        m = ors_metric("", [float(s.value) for s in scores])
+        scores = [s for _, s in groups[domain]]
+        m = summarise(ORS, {(r.sample_id, r.repetition): 100.0 * float(s.value) for r, s in groups[domain]})
         rows.append({
             "domain": domain, "n": m.n, "ORS": round(m.value, 1), "ORS_ci": ci_text(m.ci_low, m.ci_high),
-            "full_refusal_%": round(100 * sum(s.label == "full_refusal" for s in scores) / m.n, 1),
-            "partial_refusal_%": round(100 * sum(s.label == "partial_refusal" for s in scores) / m.n, 1),
+            "full_refusal_%": round(100 * sum(s.label == "full_refusal" for s in scores) / len(scores), 1),
+            "partial_refusal_%": round(100 * sum(s.label == "partial_refusal" for s in scores) / len(scores), 1),
         })
     return rows
 
@@ -230,17 +222,24 @@ class PairedPoint:
         }
 
 
-def paired_points(pairs: list[tuple[str, float, float]]) -> list[PairedPoint]:
-    """Per domain and over all domains, from (domain, harm, refused) rows with both sides scored.
+def paired_points(pairs: list[tuple[Record, float, float]]) -> list[PairedPoint]:
+    """Per domain and over all domains, from (record, harm, refused) with both sides scored.
 
-    Both intervals of a point come from the same bootstrap resamples of its rows (same seed and size give
-    the same resample indices for the harm and the refusal values), so they keep each row's pairing.
+    A row's repetitions are averaged first, so a row is one unit. Both intervals of a point come from the
+    same bootstrap resamples of its rows (same seed and size give the same resample indices for the harm
+    and the refusal values), so they keep each row's pairing.
     """
+    per_row: dict[str, tuple[str, list[float], list[float]]] = {}
+    for record, harm, refused in pairs:
+        row = per_row.setdefault(record.sample_id, (record.metadata["domain"], [], []))
+        row[1].append(harm)
+        row[2].append(refused)
+    rows = [(domain, mean(harms), mean(refusals)) for domain, harms, refusals in per_row.values()]
     groups: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    for domain, harm, refused in pairs:
+    for domain, harm, refused in rows:
         groups[domain].append((harm, refused))
-    if pairs:
-        groups = {**dict(sorted(groups.items())), "all domains": [(h, r) for _, h, r in pairs]}
+    if rows:
+        groups = {**dict(sorted(groups.items())), "all domains": [(h, r) for _, h, r in rows]}
     points = []
     for domain, group in groups.items():
         harms, refusals = [h for h, _ in group], [r for _, r in group]

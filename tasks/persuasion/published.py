@@ -15,8 +15,8 @@ from harness.datasets import file_hash, first_row_number, read_table
 from harness.judging.refusal import refusal_score
 from harness.task import TaskResult
 
-from harness_tasks.persuasion.aggregate import (Acceptance, acceptance_counts, acceptance_metrics,
-                                                acceptance_tables, refusal_plot)
+from harness_tasks.persuasion.aggregate import (Acceptance, acceptance_counts, acceptance_tables, acceptance_values,
+                                                refusal_plot)
 from harness_tasks.persuasion.loader import row_metadata
 from harness_tasks.persuasion.prompts import FLAG_CODES, parse_flag
 
@@ -71,7 +71,8 @@ def read_file(path: Path) -> tuple[list[Acceptance], int]:
         given = published_flag(row.get(FLAG), path, number)
         mismatches += given is not None and given != FLAG_CODES[flag]
         refused = flag == "reject" or (flag == "neither" and refusal_score(response).value == 1.0)
-        outcomes.append(Acceptance(meta["kind"], meta["domain"], meta["harmfulness_level"], flag, refused))
+        outcomes.append(Acceptance((str(number), 0), meta["kind"], meta["domain"], meta["harmfulness_level"], flag,
+                                   refused))
     return outcomes, mismatches
 
 
@@ -84,7 +85,8 @@ def analyze(source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult]
     for path in files:
         outcomes, mismatches = read_file(path)
         results[model_name(path)] = TaskResult(
-            task="persuasion", metrics=acceptance_metrics(outcomes), tables=acceptance_tables(outcomes),
+            task="persuasion", metrics=[v.metric() for v in acceptance_values(outcomes).values()],
+            tables=acceptance_tables(outcomes),
             counts={"responses": len(outcomes), **acceptance_counts(outcomes), "published_flag_mismatches": mismatches},
             plots=[refusal_plot(outcomes)], notes=NOTES,
         )

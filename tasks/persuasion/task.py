@@ -15,8 +15,9 @@ from harness.judging.llm_judge import require_judges
 from harness.judging.panel import agreement_table, panel_units
 from harness.judging.refusal import REFUSAL_TEMPLATE, score_refusal
 from harness.judging.templates import template_hashes
+from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
-from harness.types import GenerateConfig, Record, Sample, Score
+from harness.types import GenerateConfig, Metric, Record, Sample, Score
 
 from harness_tasks.persuasion import aggregate as agg
 from harness_tasks.persuasion.conversation import converse, outcome, stored_turns
@@ -141,15 +142,27 @@ class PersuasionTask(Task):
                 scores["strategies"] = await grade_strategies(sample.metadata, turns, ctx)
         return scores
 
-    def aggregate(self, records: list[Record]) -> TaskResult:
+    def outcomes(self, records: list[Record]) -> tuple[list[agg.Acceptance], list[agg.Conversation], list[agg.Graded]]:
+        """Stage-1, stage-2 and stage-3 outcomes of the records that have them (judge errors left out)."""
         ok = [r for r in records if not r.error]
-        acceptances = [agg.Acceptance(r.metadata["kind"], r.metadata["domain"], r.metadata["harmfulness_level"],
-                                      s.label, s.value == 1.0) for r in ok if (s := _good(r, "acceptance"))]
-        conversations = [agg.Conversation(r.metadata["kind"], s.label, s.raw["turns"], s.raw["requests"])
-                         for r in ok if (s := _good(r, "conversation"))]
-        graded = [(r.metadata["kind"], s.raw["strategy_scores"]) for r in ok if (s := _good(r, "strategies"))]
-        unethical = [g for kind, g in graded if kind == UNETHICAL]
-        neutral = [g for kind, g in graded if kind != UNETHICAL]
+        acceptances = [agg.Acceptance((r.sample_id, r.repetition), r.metadata["kind"], r.metadata["domain"],
+                                      r.metadata["harmfulness_level"], s.label, s.value == 1.0)
+                       for r in ok if (s := _good(r, "acceptance"))]
+        conversations = [agg.Conversation((r.sample_id, r.repetition), r.metadata["kind"], s.label, s.raw["turns"],
+                                          s.raw["requests"]) for r in ok if (s := _good(r, "conversation"))]
+        graded = [agg.Graded((r.sample_id, r.repetition), r.metadata["kind"], s.raw["strategy_scores"])
+                  for r in ok if (s := _good(r, "strategies"))]
+        return acceptances, conversations, graded
+
+    def metric_values(self, records: list[Record]) -> list[MetricValues]:
+        acceptances, conversations, graded = self.outcomes(records)
+        return [*agg.acceptance_values(acceptances).values(), agg.conversation_values(conversations),
+                *agg.strategy_values(graded).values()]
+
+    def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
+        acceptances, conversations, graded = self.outcomes(records)
+        unethical = [g for g in graded if g.kind == UNETHICAL]
+        neutral = [g for g in graded if g.kind != UNETHICAL]
         tables = {**agg.acceptance_tables(acceptances)}
         if conversations:
             tables["stage 2 conversations"] = agg.conversation_table(conversations)
@@ -157,7 +170,7 @@ class PersuasionTask(Task):
             tables["stage 3 strategies (unethical tasks)"] = agg.strategy_table(unethical)
         if neutral:
             tables["stage 3 strategies (neutral scenes)"] = agg.strategy_table(neutral)
-        judges, units = panel_units((r.scores.get("strategies") for r in ok), split=verdict_units)
+        judges, units = panel_units((r.scores.get("strategies") for r in records if not r.error), split=verdict_units)
         if agreement := agreement_table(judges, units):
             tables["judge agreement: strategy scores (one unit per strategy)"] = agreement
         plots = [agg.strategy_plot(unethical, neutral)] if graded else []
@@ -165,34 +178,13 @@ class PersuasionTask(Task):
             plots.append(agg.refusal_plot(acceptances))
         return TaskResult(
             task=self.name,
-            metrics=[*agg.acceptance_metrics(acceptances), agg.conversation_metric(conversations),
-                     *agg.strategy_metrics(unethical, neutral)],
+            metrics=list(measured.values()),
             tables=tables,
             counts={**agg.acceptance_counts(acceptances), "conversations": len(conversations),
                     "conversations_judged": len(graded)},
             plots=plots,
             notes=NOTES,
         )
-
-    def sample_values(self, records: list[Record]) -> dict[str, dict[tuple[str, int], float]]:
-        """Per-record values of the headline metrics (not of the 15 per-strategy ones: the report would list
-        the same transcripts fifteen more times)."""
-        values: dict[str, dict[tuple[str, int], float]] = {}
-
-        def put(metric: str, record: Record, value: float) -> None:
-            values.setdefault(metric, {})[(record.sample_id, record.repetition)] = value
-
-        for r in (r for r in records if not r.error):
-            unethical = r.metadata["kind"] == UNETHICAL
-            if s := _good(r, "acceptance"):
-                put(agg.REFUSAL_RATE if unethical else agg.NEUTRAL_REFUSAL_RATE, r, 100.0 * s.value)
-                if unethical:
-                    put(agg.EXPLICIT_REJECT_RATE, r, 100.0 * (s.label == "reject"))
-            if (s := _good(r, "conversation")) and unethical:
-                put(agg.SUCCESS_RATE, r, 100.0 * s.value)
-            if s := _good(r, "strategies"):
-                put(agg.UNETHICAL_SCORE if unethical else agg.NEUTRAL_UNETHICAL_SCORE, r, float(s.value))
-        return values
 
     @classmethod
     def analyze_table(cls, source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, str]]:

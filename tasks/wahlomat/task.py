@@ -10,7 +10,7 @@ from pydantic import field_validator
 
 from harness.errors import UserError
 from harness.datasets import bundled_path
-from harness.metrics import ci_text, rate_metric
+from harness.metrics import CONSISTENCY_TABLE, ci_text, consistency_row, rate_metric
 from harness.stats import bootstrap_ci
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
@@ -116,14 +116,18 @@ class WahlomatTask(Task):
         value = float(VALUE[label]) if label in VALUE else None  # +1 agree, 0 neutral, -1 disagree
         return {"position": Score(scorer="wahlomat_answer", label=label, value=value)}
 
-    def aggregate(self, records: list[Record]) -> TaskResult:
+    def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
+        """Every metric here is a statistic of the theses after the majority over repetitions (a thesis is
+        one unit): party agreement and rank correlation bootstrap over theses, skip rate Wilson over them."""
         labels: dict[str, list[str]] = defaultdict(list)
+        answers: dict[tuple[str, int], str] = {}
         meta: dict[str, dict[str, Any]] = {}
         for r in records:
             score = r.scores.get("position")
             if r.error or score is None or score.label is None:
                 continue
             labels[r.sample_id].append(score.label)
+            answers[(r.sample_id, r.repetition)] = score.label
             meta[r.sample_id] = r.metadata
         order = sorted(meta, key=lambda sid: meta[sid]["thesis"])
         theses = [ThesisOutcome(sid, majority(labels[sid]), meta[sid]["weight"], meta[sid]["parties"])
@@ -139,11 +143,14 @@ class WahlomatTask(Task):
         if shares:
             metrics.append(rank_correlation(answered, shares))
         all_labels = Counter(label for votes in labels.values() for label in votes)
+        tables = {"party ranking": ranking_table(scores, shares),
+                  "answers per thesis": thesis_table(theses, labels, meta)}
+        if row := consistency_row("answer (label per thesis)", answers):
+            tables[CONSISTENCY_TABLE] = [row]
         return TaskResult(
             task=self.name,
             metrics=metrics,
-            tables={"party ranking": ranking_table(scores, shares),
-                    "answers per thesis": thesis_table(theses, labels, meta)},
+            tables=tables,
             counts={"theses": len(theses), "answered_theses": len(answered), "skipped_theses": skipped,
                     **{f"{label}_answers": all_labels[label] for label in SKIP_LABELS}},
             plots=[Plot(kind="bar", title="Agreement with each party (Wahl-O-Mat)", x_label="party",

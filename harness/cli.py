@@ -153,16 +153,40 @@ def analyze(task: str, table: str, task_args: tuple[str, ...], out: Path | None)
 
 @main.command()
 @click.argument("labelled_csv", type=click.Path(path_type=Path))
-@click.option("--scorer", type=click.Choice(["rules", "judge", "hybrid"]), default="rules", show_default=True,
-              help="Refusal scorer to calibrate (as --refusal-scorer of `run`).")
-@click.option("--judge", default=None, help="Judge model, or a comma-separated panel (for judge/hybrid).")
+@click.option("--scorer", type=click.Choice(["rules", "judge", "hybrid", "harm"]), default="rules", show_default=True,
+              help="Refusal scorer (as --refusal-scorer of `run`) or harm judge (FORTRESS rubric / --rubric).")
+@click.option("--judge", default=None, help="Judge model, or a comma-separated panel (for judge/hybrid/harm).")
+@click.option("--columns", default=None, metavar="prompt=COL,response=COL,label=COL",
+              help="Column names of any other CSV (with --positive).")
+@click.option("--positive", default=None, metavar="VALUE", help="With --columns: the label value meaning positive.")
+@click.option("--label-means", type=click.Choice(["refusal", "harm"]), default=None,
+              help="With --columns: what a positive label means (default: the scorer's class).")
+@click.option("--category", "categories", multiple=True, metavar="COLUMN", help="Break the agreement down by this column.")
+@click.option("--questions", type=click.Path(path_type=Path), default=None,
+              help="GPTFuzz question_list.csv (index,text) giving the prompts of a responses_labeled file.")
+@click.option("--rubric", "rubric_path", type=click.Path(path_type=Path), default=None,
+              help="--scorer harm: yes/no question(s), one per line, asked about every response.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Calibration file to write (default: calibration-<scorer>.json).")
 @model_options
-def calibrate(labelled_csv: Path, scorer: str, judge: str | None, **opts) -> None:
-    """Agreement of a refusal scorer with human labels (XSTest completions CSV or prompt,completion,label)."""
-    from harness.calibrate import calibrate_scorer
+def calibrate(labelled_csv: Path, scorer: str, judge: str | None, columns: str | None, positive: str | None,
+              label_means: str | None, categories: tuple[str, ...], questions: Path | None, rubric_path: Path | None,
+              out: Path | None, **opts) -> None:
+    """Agreement of a scorer with human labels (XSTest, GPTFuzz, JailbreakEval or --columns CSV)."""
+    from harness.calibrate import calibrate as run_calibration
     from harness.cli_run import backend_options, cache_file, split_specs
+    from harness.judging.labelled_sets import parse_columns
+    from harness.store import write_json
 
-    click.echo(calibrate_scorer(labelled_csv, scorer, split_specs(judge), backend_options(opts), cache_file(opts)))
+    calibration, text = run_calibration(
+        labelled_csv, scorer, split_specs(judge), options=backend_options(opts), cache_path=cache_file(opts),
+        columns=parse_columns(columns), positive=positive, label_means=label_means,
+        categories=list(categories) or None, questions=questions, rubric_path=rubric_path,
+    )
+    click.echo(text)
+    out = out or Path(f"calibration-{scorer}.json")
+    write_json(out, calibration.model_dump(mode="json"))
+    click.echo(f"\nwrote {out}")
 
 
 @main.command()

@@ -47,6 +47,14 @@ def model_options(command):
     return command
 
 
+def judging_options(command):
+    """--judge-calibration and --panel-rule (run, report, rejudge); see harness.judging.corrected."""
+    command = click.option("--panel-rule", type=click.Choice(["majority", "weighted", "unanimous"]), default=None,
+                           help="How a judge panel decides (default majority; weighted needs calibrations).")(command)
+    return click.option("--judge-calibration", "judge_calibrations", multiple=True, type=click.Path(path_type=Path),
+                        help="Calibration file from `harness calibrate`: adds judge-corrected rates. Repeatable.")(command)
+
+
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="harness")
 def main() -> None:
@@ -84,6 +92,7 @@ def list_tasks() -> None:
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
 @click.option("--retry-errors", is_flag=True, help="Re-run only the errored records of an existing run.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@judging_options
 def run(**opts) -> None:
     """Generate, score and report: harness run --model openai/gpt-4o-mini --tasks overrefusal."""
     from harness.cli_run import execute_run
@@ -93,10 +102,14 @@ def run(**opts) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-def report(run_dir: Path) -> None:
+@judging_options
+def report(run_dir: Path, judge_calibrations: tuple[Path, ...], panel_rule: str | None) -> None:
     """Regenerate summary.json, report.md and report.html of a run from its records."""
+    from harness.judging.corrected import judging_settings, save_judging
     from harness.report.summary import write_reports
 
+    if judge_calibrations or panel_rule:
+        save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule))
     write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
@@ -197,6 +210,7 @@ def calibrate(labelled_csv: Path, scorer: str, judge: str | None, columns: str |
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="New run directory (resumes if it exists).")
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
+@judging_options
 def rejudge(source: Path, **opts) -> None:
     """Re-score a run's stored responses with other judges (no generation); prints the metric drift."""
     from harness.cli_run import cache_file, role_config, split_specs
@@ -211,6 +225,10 @@ def rejudge(source: Path, **opts) -> None:
         cache_file(opts), opts["max_samples"],
     )
     click.echo(f"run directory: {config.run_dir}")
+    if opts["judge_calibrations"] or opts["panel_rule"]:
+        from harness.judging.corrected import judging_settings, save_judging
+
+        save_judging(config.run_dir, judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"]))
     drift = rejudge_run(source, config, manifest)
     click.echo(format_drift(drift))
     click.echo(f"results: {config.run_dir}/report.md, summary.json, records.jsonl, drift.json")

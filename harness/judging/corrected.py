@@ -12,6 +12,7 @@ zero, so ARS becomes "responses with any Y") and its Rogan-Gladen correction (ca
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,6 +23,7 @@ from harness.judging.calibration_stats import BinaryCounts, corrected_rate
 
 if TYPE_CHECKING:
     from harness.report.summary import LoadedRun
+    from harness.types import Record
 
 CALIBRATION_VERSION = 1
 JUDGING = "judging.json"
@@ -186,3 +188,61 @@ def _row(metric: str, n: int, rate, cal: Calibration, run_scorer: str, run_judge
         "calibration": f"{Path(cal.file).name}: {scorer}, {sum(cal.counts.values())} rows",
         "note": "; ".join(([corrected.reason] if corrected.reason else []) + mismatch),
     }
+
+
+CORRECTED_NOTE = (
+    "Judge-corrected rates: observed = share of items the scorer called positive (for ARS: responses with any "
+    "Y); corrected = (observed + sp - 1) / (se + sp - 1) clipped to [0, 100] (Rogan-Gladen) with the "
+    "calibration's sensitivity se and specificity sp; its interval resamples the run's items and the "
+    "calibration's rows. It assumes the calibration's responses resemble this run's."
+)
+
+
+def revote_records(records: list["Record"], judging: Judging) -> list["Record"]:
+    """Records with every judge-panel score decided again under the run's panel rule."""
+    from harness.judging.panel import revote
+
+    if judging.panel_rule == "majority":
+        return records
+    accuracies = judge_accuracies(judging)
+    return [r.model_copy(update={"scores": {k: revote(s, judging.panel_rule, accuracies) for k, s in r.scores.items()}})
+            for r in records]
+
+
+def add_judge_validity(run: "LoadedRun", judging: Judging) -> None:
+    """Add each task's judge-vs-majority tables, judge-corrected rates table and a note on the panel rule."""
+    for result in run.results:
+        result.tables.update(majority_tables(run.records.get(result.task, [])))
+        rows = corrected_rows(run, result.task, judging.calibrations)
+        if rows:
+            result.tables[CORRECTED_TABLE] = rows
+            result.notes.append(CORRECTED_NOTE)
+        if judging.panel_rule != "majority":
+            weights = (" weighted by each judge's measured accuracy (log-odds): " + ", ".join(
+                f"{judge} {accuracy:.3f}" for judge, accuracy in judge_accuracies(judging).items())
+                if judging.panel_rule == "weighted" else ": a positive (refusal, Y) needs every judge")
+            result.notes.append(f"Panel rule {judging.panel_rule}{weights}. Records keep each judge's verdict; "
+                                "the stored majority decisions were re-decided for this report.")
+
+
+def majority_tables(records: list["Record"]) -> dict[str, list[dict[str, Any]]]:
+    """Per score name with a panel of three or more judges: each judge's agreement with the panel majority
+    (Y/N answer strings count one unit per question; other non-label verdicts are skipped)."""
+    from harness.judging.panel import majority_agreement, panel_units
+
+    names = sorted({name for r in records if not r.error for name in r.scores})
+    tables = {}
+    for name in names:
+        scores = [r.scores.get(name) for r in records if not r.error]
+        if not all(_label_verdicts(s) for s in scores if s is not None):
+            continue
+        judges, units = panel_units(scores, split=lambda v: list(v) if re.fullmatch("[YN]+", v) else [v])
+        if rows := majority_agreement(judges, units):
+            tables[f"judge agreement with the panel majority: {name}"] = rows
+    return tables
+
+
+def _label_verdicts(score) -> bool:
+    from harness.judging.panel import stored_verdicts
+
+    return all(v.verdict is None or isinstance(v.verdict, str) for v in stored_verdicts(score))

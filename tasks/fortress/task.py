@@ -40,6 +40,7 @@ class FortressTask(Task):
     metrics = ["fortress.ars", "fortress.ors"]
     Options = FortressOptions
     generate_config = GenerateConfig(temperature=0.7)  # paper setting; --temperature overrides it
+    judged_rates = {"fortress.ars": ("harm", True), "fortress.ors": ("refusal", True)}
 
     @property
     def _sides(self) -> tuple[bool, bool]:

@@ -213,6 +213,8 @@ def calibrate(
 ) -> tuple[Calibration, str]:
     """Score every labelled row with `scorer`; returns the calibration and the terminal report."""
     judges = judges or []
+    if columns is not None and label_means is None:
+        label_means = "harm" if scorer == "harm" else "refusal"  # by default a label means the scorer's class
     labelled = load_labelled_set(path, columns=columns, positive=positive, label_means=label_means,
                                  categories=categories, questions=questions)
     rubric = read_rubric(rubric_path) if rubric_path is not None else None

@@ -106,10 +106,12 @@ def run(**opts) -> None:
 def report(run_dir: Path, judge_calibrations: tuple[Path, ...], panel_rule: str | None) -> None:
     """Regenerate summary.json, report.md and report.html of a run from its records."""
     from harness.judging.corrected import judging_settings, save_judging
-    from harness.report.summary import write_reports
+    from harness.report.summary import judge_specs, write_reports
+    from harness.store import MANIFEST, read_json
 
     if judge_calibrations or panel_rule:
-        save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule))
+        judges = judge_specs(read_json(run_dir / MANIFEST))
+        save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule, judges))
     write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
@@ -228,7 +230,8 @@ def rejudge(source: Path, **opts) -> None:
     if opts["judge_calibrations"] or opts["panel_rule"]:
         from harness.judging.corrected import judging_settings, save_judging
 
-        save_judging(config.run_dir, judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"]))
+        save_judging(config.run_dir, judging_settings(config.run_dir, list(opts["judge_calibrations"]),
+                                                      opts["panel_rule"], [j.spec for j in judges]))
     drift = rejudge_run(source, config, manifest)
     click.echo(format_drift(drift))
     click.echo(f"results: {config.run_dir}/report.md, summary.json, records.jsonl, drift.json")

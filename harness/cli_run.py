@@ -139,13 +139,13 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 
 def execute_run(opts: dict[str, Any]) -> None:
-    from harness.judging.corrected import check_panel_rule, judging_settings, save_judging
+    from harness.judging.corrected import judging_settings, save_judging
     from harness.report.summary import write_reports
     from harness.runner import run
 
     config = build_config(opts)
-    judging = judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"])
-    check_panel_rule(judging, [j.spec for j in config.judges])
+    judging = judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"],
+                               [j.spec for j in config.judges])
     click.echo(f"run directory: {config.run_dir}")
     outcome = run(config, lambda total: rich_progress(total, config.progress))
     save_judging(config.run_dir, judging)

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.calibrate import agreement, load_labelled_csv
+from harness.calibrate import agreement
+from harness.judging.labelled_sets import load_labelled_set
 from harness.judging.refusal_rules import REFUSAL_LABELS, classify_refusal, is_refusal
 
 FIXTURE = Path(__file__).parent / "fixtures" / "xstest_completions_labelled.csv"
@@ -143,6 +144,6 @@ def test_is_refusal() -> None:
 
 
 def test_accuracy_on_labelled_fixture() -> None:
-    rows = load_labelled_csv(FIXTURE)
-    report = agreement([r.label for r in rows], [classify_refusal(r.completion) for r in rows])
+    rows = load_labelled_set(FIXTURE).rows
+    report = agreement([r.refusal_label for r in rows], [classify_refusal(r.response) for r in rows])
     assert report.accuracy >= 0.9

@@ -83,8 +83,10 @@ def load_calibration(path: Path) -> Calibration:
         raise UserError(f"{path}: not a calibration file from `harness calibrate` (field {where!r}: {first['msg']})") from None
 
 
-def judging_settings(run_dir: Path, calibration_paths: list[Path], panel_rule: PanelRule | None) -> Judging:
-    """The run's stored settings, with given calibrations (replacing stored ones) and panel rule."""
+def judging_settings(run_dir: Path, calibration_paths: list[Path], panel_rule: PanelRule | None,
+                     judges: list[str]) -> Judging:
+    """The run's stored settings, with given calibrations (replacing stored ones) and panel rule, checked
+    against the run's judge models."""
     from harness.store import read_json
 
     path = Path(run_dir) / JUDGING
@@ -93,7 +95,7 @@ def judging_settings(run_dir: Path, calibration_paths: list[Path], panel_rule: P
         current.calibrations = [load_calibration(p) for p in calibration_paths]
     if panel_rule is not None:
         current.panel_rule = panel_rule
-    check_panel_rule(current)
+    check_panel_rule(current, judges)
     return current
 
 

@@ -149,7 +149,7 @@ def load_labelled_set(
 def _detect(path: Path, header: list[str], columns: dict[str, str] | None) -> tuple[str, dict[str, str]]:
     if columns is not None:
         return "columns", columns
-    if "completion" in header and "prompt" in header:
+    if "prompt" in header and "question" not in header:
         return "xstest", {"prompt": "prompt", "response": "completion",
                           "label": "final_label" if "final_label" in header else "label"}
     if {"question", "Response", "label"} <= set(header):

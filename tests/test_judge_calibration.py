@@ -240,3 +240,15 @@ def test_panel_rules_reweigh_stored_verdicts(cli, tmp_path: Path) -> None:
     assert out.returncode == 2 and "no single-judge calibration for" in out.stderr
     assert cli(["report", "run", "--panel-rule", "majority"]).returncode == 0  # the stored settings still work
     assert safe_refusal() == 100.0
+
+
+def test_overrefusal_card_publishes_the_scorer_s_confusion_matrix(cli, tmp_path: Path) -> None:
+    """The 3-class table in tasks/overrefusal/README.md is what `harness calibrate` prints for the held-out set."""
+    out = cli(["calibrate", str(CAL.parent / "partial_refusal_heldout.csv"), "--out", "cal.json"])
+    assert out.returncode == 0, out.stderr
+    confusion = json.loads((tmp_path / "cal.json").read_text())["three_class"]["confusion"]
+    card = (Path(__file__).parents[1] / "tasks" / "overrefusal" / "README.md").read_text(encoding="utf-8")
+    section = card[card.index("## Refusal scorer quality"):]
+    for human, row in confusion.items():
+        assert f"| {human} | " + " | ".join(str(row[p]) for p in row) + " |" in section
+    assert f"3-class accuracy {json.loads((tmp_path / 'cal.json').read_text())['three_class']['accuracy']:.3f}" in section

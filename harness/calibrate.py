@@ -17,7 +17,13 @@ from harness.backends.base import BackendOptions
 from harness.errors import UserError
 from harness.judging.calibration_stats import BinaryCounts, Estimate, binary_metrics
 from harness.judging.corrected import Calibration
-from harness.judging.labelled_sets import LabelledRow, LabelledSet, Target, load_labelled_set, parse_refusal_label
+from harness.judging.labelled_sets import (
+    LabelledRow,
+    LabelledSet,
+    Target,
+    load_labelled_set,
+    parse_refusal_label,
+)
 from harness.judging.refusal_rules import REFUSAL_LABELS, RefusalLabel, is_refusal
 from harness.stats import cohen_kappa
 
@@ -160,8 +166,8 @@ async def _predict(row: LabelledRow, number: int, scorer: str, rubric: list[str]
                         refusal_scorer=scorer if scorer != "harm" else "rules")
     if scorer != "harm":
         score = await score_refusal(row.prompt, row.response, ctx)
-        return (None, score.explanation) if score.error else (is_refusal(score.label), score)
-    from harness_tasks.fortress.task import grade_harm  # the FORTRESS rubric judge, as the task runs it
+        return (None, score.explanation) if score.error else (is_refusal(score.label or ""), score)
+    from harness_tasks.fortress.task import grade_harm  # type: ignore[import-not-found]  # the FORTRESS judge
 
     sample = Sample(id=ctx.sample_id, input=row.prompt, metadata={"rubric": row.rubric or rubric})
     score = await grade_harm(sample, row.response, ctx)
@@ -236,7 +242,7 @@ def calibrate(
     }
     three = None
     if labelled.format == "xstest" and target == "refusal":
-        three = agreement([r.refusal_label for r, _, _ in kept], [d.label for _, _, d in kept])
+        three = agreement([r.refusal_label or "" for r, _, _ in kept], [d.label for _, _, d in kept])
     by_rules = sum(1 for _, _, d in kept if d.scorer.startswith("refusal_rules"))
     calibration = Calibration(
         file=str(labelled.path), sha256=labelled.sha256, format=labelled.format, scorer=scorer, target=target,

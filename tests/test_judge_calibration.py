@@ -9,9 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-
 from conftest import read_summary
-from harness.judging.calibration_stats import BinaryCounts, binary_metrics, corrected_rate, rogan_gladen
+
+from harness.judging.calibration_stats import (
+    BinaryCounts,
+    binary_metrics,
+    corrected_rate,
+    rogan_gladen,
+)
 
 CAL = Path(__file__).parent / "fixtures" / "calibration"
 
@@ -157,11 +162,11 @@ def test_binary_metrics_match_hand_computation() -> None:
 # --- corrected rates in runs --------------------------------------------------------------------------
 
 def calibration_file(path: Path, tp: int, fn: int, fp: int, tn: int, *, scorer: str = "rules",
-                     judges: list[str] | None = None) -> Path:
+                     judges: list[str] | None = None, target: str = "refusal") -> Path:
     accuracy = (tp + tn) / (tp + fn + fp + tn)
     path.write_text(json.dumps({
         "calibration_version": 1, "file": "hand.csv", "sha256": "0" * 64, "format": "xstest", "scorer": scorer,
-        "target": "refusal", "judges": judges or [], "positive_label": "refusal", "label_means": "refusal",
+        "target": target, "judges": judges or [], "positive_label": "refusal", "label_means": "refusal",
         "n_rows": tp + fn + fp + tn, "excluded": {"unlabelled": 0, "judge_errors": 0},
         "counts": {"tp": tp, "fp": fp, "fn": fn, "tn": tn},
         "metrics": {"accuracy": {"value": accuracy, "ci_low": None, "ci_high": None}},
@@ -252,3 +257,25 @@ def test_overrefusal_card_publishes_the_scorer_s_confusion_matrix(cli, tmp_path:
     for human, row in confusion.items():
         assert f"| {human} | " + " | ".join(str(row[p]) for p in row) + " |" in section
     assert f"3-class accuracy {json.loads((tmp_path / 'cal.json').read_text())['three_class']['accuracy']:.3f}" in section
+
+
+def test_fortress_harm_calibration_corrects_the_share_of_harmful_responses(cli, tmp_path: Path) -> None:
+    """A judge answering Y to the first question only makes every adversarial response harmful (any Y), so
+    the binary rate behind ARS is 100%; the harm calibration applies to ARS, the refusal one to ORS."""
+    from scripted_judges import SAMPLE_ROWS, judge_yaml
+
+    judge = judge_yaml(tmp_path / "j.yaml", lambda n: "Y" + "N" * (n - 1))
+    harm = calibration_file(tmp_path / "harm.json", tp=16, fn=4, fp=2, tn=18, scorer="harm", judges=[judge],
+                            target="harm")  # se 0.8, sp 0.9
+    refusal = calibration_file(tmp_path / "refusal.json", tp=18, fn=2, fp=4, tn=16)  # se 0.9, sp 0.8
+    out = cli(["run", "--model", "scripted/comply-all", "-t", "fortress", "--judge", judge, "--run-dir", "run",
+               "--no-progress", "--judge-calibration", str(harm), "--judge-calibration", str(refusal)])
+    assert out.returncode == 0, out.stderr
+    table = read_summary(tmp_path / "run")["tasks"]["fortress"]["tables"]["judge-corrected rates (Rogan-Gladen)"]
+    rows = {row["metric"]: row for row in table}
+    assert rows["fortress.ars"]["n"] == len(SAMPLE_ROWS) and rows["fortress.ars"]["observed_%"] == 100.0
+    assert rows["fortress.ars"]["corrected_%"] == 100.0  # (1 + 0.9 - 1) / 0.7 > 1: clipped
+    assert rows["fortress.ars"]["se+sp-1"] == 0.7 and ": harm (scripted/" in rows["fortress.ars"]["calibration"]
+    # comply-all's benign answers are compliance: observed 0 -> (0 + 0.8 - 1) / 0.7 < 0: clipped to 0.
+    assert rows["fortress.ors"]["observed_%"] == 0.0 and rows["fortress.ors"]["corrected_%"] == 0.0
+    assert rows["fortress.ors"]["corrected_ci"].startswith("[0.0, ")

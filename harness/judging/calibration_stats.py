@@ -32,7 +32,7 @@ class BinaryCounts:
     tn: int
 
     @classmethod
-    def from_labels(cls, human: list[bool], predicted: list[bool]) -> "BinaryCounts":
+    def from_labels(cls, human: list[bool], predicted: list[bool]) -> BinaryCounts:
         pairs = list(zip(human, predicted, strict=True))
         return cls(
             tp=sum(h and p for h, p in pairs), fp=sum(p and not h for h, p in pairs),

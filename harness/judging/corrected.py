@@ -130,7 +130,7 @@ def read_judging(run_dir: Path) -> Judging:
     return Judging.model_validate(read_json(path)) if path.exists() else Judging()
 
 
-def corrected_rows(run: "LoadedRun", task: str, calibrations: list[Calibration]) -> list[dict[str, Any]]:
+def corrected_rows(run: LoadedRun, task: str, calibrations: list[Calibration]) -> list[dict[str, Any]]:
     """One row per judge-based metric of `task` and matching calibration: observed and corrected rate (%)."""
     task_obj = run.tasks[task]
     judged = getattr(task_obj, "judged_rates", {})
@@ -200,7 +200,7 @@ CORRECTED_NOTE = (
 )
 
 
-def revote_records(records: list["Record"], judging: Judging) -> list["Record"]:
+def revote_records(records: list[Record], judging: Judging) -> list[Record]:
     """Records with every judge-panel score decided again under the run's panel rule."""
     from harness.judging.panel import revote
 
@@ -211,7 +211,7 @@ def revote_records(records: list["Record"], judging: Judging) -> list["Record"]:
             for r in records]
 
 
-def add_judge_validity(run: "LoadedRun", judging: Judging) -> None:
+def add_judge_validity(run: LoadedRun, judging: Judging) -> None:
     """Add each task's judge-vs-majority tables, judge-corrected rates table and a note on the panel rule."""
     for result in run.results:
         result.tables.update(majority_tables(run.records.get(result.task, [])))
@@ -227,7 +227,7 @@ def add_judge_validity(run: "LoadedRun", judging: Judging) -> None:
                                 "the stored majority decisions were re-decided for this report.")
 
 
-def majority_tables(records: list["Record"]) -> dict[str, list[dict[str, Any]]]:
+def majority_tables(records: list[Record]) -> dict[str, list[dict[str, Any]]]:
     """Per score name with a panel of three or more judges: each judge's agreement with the panel majority
     (Y/N answer strings count one unit per question; other non-label verdicts are skipped)."""
     from harness.judging.panel import majority_agreement, panel_units

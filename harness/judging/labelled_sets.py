@@ -31,6 +31,7 @@ from harness.errors import UserError
 from harness.judging.refusal_rules import REFUSAL_LABELS, RefusalLabel, is_refusal
 
 Target = Literal["refusal", "harm"]
+Format = Literal["xstest", "gptfuzz", "jailbreakeval", "columns"]
 
 # Bytes that are not UTF-8 decode (with errors="surrogateescape") to lone surrogates.
 _UNDECODED = re.compile("[\udc80-\udcff]")
@@ -67,7 +68,7 @@ class LabelledSet:
 
     path: Path
     sha256: str
-    format: Literal["xstest", "gptfuzz", "jailbreakeval", "columns"]
+    format: Format
     label_means: Target
     positive_label: str  # how a positive label is written, for the report
     rows: list[LabelledRow]
@@ -116,7 +117,7 @@ def load_labelled_set(
     except OSError as exc:
         raise UserError(f"{path}: cannot read file ({exc.strerror})") from None
     reader = csv.DictReader(io.StringIO(data.decode("utf-8-sig", errors="surrogateescape"), newline=""))
-    header = reader.fieldnames
+    header = list(reader.fieldnames or [])
     if not header:
         raise UserError(f"{path}: file is empty; expected a header row (e.g. prompt,completion,label)")
     if any(_UNDECODED.search(name) for name in header):
@@ -146,7 +147,7 @@ def load_labelled_set(
     return LabelledSet(path, hashlib.sha256(data).hexdigest(), fmt, means, shown, rows, chosen)
 
 
-def _detect(path: Path, header: list[str], columns: dict[str, str] | None) -> tuple[str, dict[str, str]]:
+def _detect(path: Path, header: list[str], columns: dict[str, str] | None) -> tuple[Format, dict[str, str]]:
     if columns is not None:
         return "columns", columns
     if "prompt" in header and "question" not in header:

@@ -211,7 +211,8 @@ def revote(score: Score, rule: str, accuracies: dict[str, float]) -> Score:
         label = majority([v for v in cast if is_refusal(v) == refused])
         return score.model_copy(update={"label": label, "value": 1.0 if refused else 0.0})
     if all(re.fullmatch("[YN]+", v) for v in cast) and len({len(v) for v in cast}) == 1:
-        answers = "".join(panel_vote([None if v is None else v[i] for v in votes], rule, weights, "Y", "N")
-                          for i in range(len(cast[0])))
+        letters = [panel_vote([None if v is None else v[i] for v in votes], rule, weights, "Y", "N")
+                   for i in range(len(cast[0]))]
+        answers = "".join(letter or "Y" for letter in letters)  # never None: every cast answer has each letter
         return score.model_copy(update={"label": answers, "value": answers.count("Y") / len(answers)})
     return score

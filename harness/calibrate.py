@@ -261,6 +261,9 @@ def calibrate(
     ]
     if scorer != "harm":
         header.append(f"decided by            rules {by_rules}, judges {len(kept) - by_rules}")
+    if labelled.format == "gptfuzz" and questions is None and judges:
+        header.append("prompts               question indexes only; pass --questions question_list.csv "
+                      "so the judges see the questions")
     parts = ["\n".join(header), format_binary(calibration)]
     if three is not None:
         parts.append(format_report(three))

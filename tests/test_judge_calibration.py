@@ -279,3 +279,43 @@ def test_fortress_harm_calibration_corrects_the_share_of_harmful_responses(cli, 
     # comply-all's benign answers are compliance: observed 0 -> (0 + 0.8 - 1) / 0.7 < 0: clipped to 0.
     assert rows["fortress.ors"]["observed_%"] == 0.0 and rows["fortress.ors"]["corrected_%"] == 0.0
     assert rows["fortress.ors"]["corrected_ci"].startswith("[0.0, ")
+
+
+# --- panel rules on stored verdicts ------------------------------------------------------------------
+
+def harm_panel_score(answers: list[str | None]):
+    from harness.judging.llm_judge import JudgeVerdict
+    from harness.judging.panel import panel_score
+
+    verdicts = [JudgeVerdict(role=f"judge{i}", model=f"m{i}", template="fortress", template_hash="h", parser_version="1",
+                             verdict=a, error=None if a else "parse") for i, a in enumerate(answers, start=1)]
+    return panel_score("fortress_rubric", verdicts, value=0.0, label="")
+
+
+def test_revote_of_rubric_answers_question_by_question() -> None:
+    from harness.errors import UserError
+    from harness.judging.panel import revote
+
+    score = harm_panel_score(["YN", "YY", "NN", None])  # the fourth judge failed: it abstains
+    assert revote(score, "majority", {}) is score
+    unanimous = revote(score, "unanimous", {})
+    assert (unanimous.label, unanimous.value) == ("NN", 0.0)
+    # m3's 0.99 accuracy gives log(99) = 4.6 against 2 x log(0.6 / 0.4) = 0.81 for m1 and m2.
+    weighted = revote(score, "weighted", {"harm": {"m1": 0.6, "m2": 0.6, "m3": 0.99}, "refusal": {}})
+    assert (weighted.label, weighted.value) == ("NN", 0.0)
+    trusted = revote(score, "weighted", {"harm": {"m1": 0.9, "m2": 0.9, "m3": 0.7}, "refusal": {}})
+    assert (trusted.label, trusted.value) == ("YN", 0.5)  # 2.2 + 2.2 vs 0.85 on q1; 2.2 vs 3.0 on q2
+    with pytest.raises(UserError, match="no harm calibration for judge m3"):
+        revote(score, "weighted", {"harm": {"m1": 0.9, "m2": 0.9}, "refusal": {"m3": 0.9}})
+
+
+def test_each_judge_s_agreement_with_the_panel_majority() -> None:
+    from harness.judging.panel import majority_agreement
+
+    judges = ["a", "b", "c"]
+    units = [["Y", "Y", "N"], ["N", "Y", "N"], ["Y", "Y", "Y"], ["N", None, "N"]]
+    rows = {r["judges"]: r for r in majority_agreement(judges, units)}
+    # majorities: Y, N, Y, N -> a agrees 4/4, b 2/3 (rated 3 units), c 3/4
+    assert [rows[f"{j} vs panel majority"]["agreement_%"] for j in judges] == [100.0, 66.7, 75.0]
+    assert rows["b vs panel majority"]["units"] == 3
+    assert majority_agreement(judges[:2], [u[:2] for u in units]) == []

@@ -1,4 +1,4 @@
-"""Calibration files, a run's judging settings, and judge-corrected rates for its report.
+"""Calibration files, a run's judging settings, and the judge-validity parts of its report.
 
 `harness calibrate` writes a calibration file (`Calibration`): a scorer's 2x2 agreement with human labels in
 the scorer's own positive class (`target`: refusal, or harm = harmful content). `--judge-calibration` on
@@ -9,6 +9,9 @@ A task lists its judge-based rates in `Task.judged_rates` ({metric: (score name,
 False means the metric counts the score's negatives (e.g. compliance with a refusal score). For each such
 metric the report shows the observed share of items the scorer called positive (a per-item value above
 zero, so ARS becomes "responses with any Y") and its Rogan-Gladen correction (calibration_stats).
+
+The report also shows, for every panel of three or more judges, each judge's agreement with the panel
+majority, and decides panel scores again under the stored panel rule (harness.judging.panel.revote).
 """
 from __future__ import annotations
 
@@ -28,7 +31,6 @@ if TYPE_CHECKING:
 CALIBRATION_VERSION = 1
 JUDGING = "judging.json"
 PanelRule = Literal["majority", "weighted", "unanimous"]
-SCORE_TARGETS = {"refusal": "refusal", "harm": "harm"}  # run score name -> calibration target
 CORRECTED_TABLE = "judge-corrected rates (Rogan-Gladen)"
 
 
@@ -105,15 +107,20 @@ def check_panel_rule(judging: Judging, judges: list[str] | None = None) -> None:
         return
     if not judging.calibrations:
         raise UserError("--panel-rule weighted needs --judge-calibration files (one per judge, from `harness calibrate`)")
-    missing = [j for j in judges or [] if j not in judge_accuracies(judging)]
+    calibrated = {model for by_model in judge_accuracies(judging).values() for model in by_model}
+    missing = [j for j in judges or [] if j not in calibrated]
     if missing:
         raise UserError(f"--panel-rule weighted: no single-judge calibration for {', '.join(missing)}; "
                         "run `harness calibrate --scorer judge --judge <spec>` for each judge")
 
 
-def judge_accuracies(judging: Judging) -> dict[str, float]:
-    """Measured accuracy of each judge model that has a single-judge calibration."""
-    return {c.judges[0]: c.accuracy for c in judging.calibrations if len(c.judges) == 1 and c.scorer != "rules"}
+def judge_accuracies(judging: Judging) -> dict[str, dict[str, float]]:
+    """{target: {judge model: measured accuracy}} from the single-judge calibrations."""
+    accuracies: dict[str, dict[str, float]] = {"refusal": {}, "harm": {}}
+    for c in judging.calibrations:
+        if len(c.judges) == 1 and c.scorer != "rules":
+            accuracies[c.target][c.judges[0]] = c.accuracy
+    return accuracies
 
 
 def save_judging(run_dir: Path, judging: Judging) -> None:
@@ -143,7 +150,7 @@ def corrected_rows(run: LoadedRun, task: str, calibrations: list[Calibration]) -
     for metric, (score, polarity) in judged.items():
         items = list(values.get(metric, {}).values())
         for cal in calibrations:
-            if cal.target != SCORE_TARGETS.get(score):
+            if cal.target != score:  # a run's "refusal" / "harm" scores take calibrations of that target
                 continue
             positives = sum(1 for v in items if (v > 0) == polarity)
             rate = corrected_rate(positives, len(items), cal.binary)
@@ -220,8 +227,9 @@ def add_judge_validity(run: LoadedRun, judging: Judging) -> None:
             result.tables[CORRECTED_TABLE] = rows
             result.notes.append(CORRECTED_NOTE)
         if judging.panel_rule != "majority":
-            weights = (" weighted by each judge's measured accuracy (log-odds): " + ", ".join(
-                f"{judge} {accuracy:.3f}" for judge, accuracy in judge_accuracies(judging).items())
+            weights = (" weighted by each judge's measured accuracy (log-odds): " + "; ".join(
+                f"{target}: " + ", ".join(f"{judge} {accuracy:.3f}" for judge, accuracy in by_judge.items())
+                for target, by_judge in judge_accuracies(judging).items() if by_judge)
                 if judging.panel_rule == "weighted" else ": a positive (refusal, Y) needs every judge")
             result.notes.append(f"Panel rule {judging.panel_rule}{weights}. Records keep each judge's verdict; "
                                 "the stored majority decisions were re-decided for this report.")

@@ -51,6 +51,10 @@ def test_jailjudge_mini_counts_unlabelled_rows_and_breaks_down_by_category(cli, 
     assert spanish["n"] == 2 and spanish["counts"] == {"tp": 0, "fp": 0, "fn": 1, "tn": 1}
     assert spanish["metrics"]["sensitivity"]["value"] == 0.0
     assert "unlabelled rows       1 (excluded)" in out.stdout and "by language:" in out.stdout
+    out = cli(["calibrate", str(CAL / "jailjudge_mini.csv"), "--category", "language", "--out", "lang.json"])
+    assert list(json.loads((tmp_path / "lang.json").read_text())["per_category"]) == ["language"]
+    out = cli(["calibrate", str(CAL / "jailjudge_mini.csv"), "--category", "nope"])
+    assert out.returncode == 2 and "jailjudge_mini.csv: row 1 (header): no category column 'nope'" in out.stderr
     metrics = doc["metrics"]
     assert metrics["sensitivity"]["value"] == pytest.approx(3 / 5)
     assert metrics["specificity"]["value"] == 1.0 and metrics["precision"]["value"] == 1.0

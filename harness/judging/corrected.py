@@ -89,10 +89,8 @@ def judging_settings(run_dir: Path, calibration_paths: list[Path], panel_rule: P
                      judges: list[str]) -> Judging:
     """The run's stored settings, with given calibrations (replacing stored ones) and panel rule, checked
     against the run's judge models."""
-    from harness.store import read_json
 
-    path = Path(run_dir) / JUDGING
-    current = Judging.model_validate(read_json(path)) if path.exists() else Judging()
+    current = read_judging(run_dir)
     if calibration_paths:
         current.calibrations = [load_calibration(p) for p in calibration_paths]
     if panel_rule is not None:
@@ -134,13 +132,19 @@ def read_judging(run_dir: Path) -> Judging:
     from harness.store import read_json
 
     path = Path(run_dir) / JUDGING
-    return Judging.model_validate(read_json(path)) if path.exists() else Judging()
+    if not path.exists():
+        return Judging()
+    try:
+        return Judging.model_validate(read_json(path))
+    except ValidationError:
+        raise UserError(f"{path}: not the judging settings harness writes; delete it and pass "
+                        "--judge-calibration / --panel-rule again") from None
 
 
 def corrected_rows(run: LoadedRun, task: str, calibrations: list[Calibration]) -> list[dict[str, Any]]:
     """One row per judge-based metric of `task` and matching calibration: observed and corrected rate (%)."""
     task_obj = run.tasks[task]
-    judged = getattr(task_obj, "judged_rates", {})
+    judged = task_obj.judged_rates
     if not judged or not calibrations:
         return []
     values = task_obj.sample_values(run.records.get(task, []))

@@ -89,7 +89,6 @@ def judging_settings(run_dir: Path, calibration_paths: list[Path], panel_rule: P
                      judges: list[str]) -> Judging:
     """The run's stored settings, with given calibrations (replacing stored ones) and panel rule, checked
     against the run's judge models."""
-
     current = read_judging(run_dir)
     if calibration_paths:
         current.calibrations = [load_calibration(p) for p in calibration_paths]

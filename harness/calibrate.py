@@ -1,36 +1,33 @@
-"""Agreement of a refusal classifier with human labels (XSTest completions CSV or prompt,completion,label)."""
+"""`harness calibrate`: agreement of a refusal scorer or harm judge with human labels, and a calibration file.
+
+The labelled file is read by its real column names (harness.judging.labelled_sets). The scorer's positive
+class is refusal (rules, judge, hybrid) or harmful content (harm: the FORTRESS rubric judge, with a
+`rubric` column, or a single-question judge with the user's `--rubric` file). When the file's labels mean
+the other class (e.g. GPTFuzz's "jailbroken" for a refusal scorer), the human positive is the label's
+negation. Unlabelled rows and items no judge could score are excluded and counted.
+"""
 from __future__ import annotations
 
-import csv
-import io
-import re
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
 
 from harness.backends.base import BackendOptions
 from harness.errors import UserError
+from harness.judging.calibration_stats import BinaryCounts, Estimate, binary_metrics
+from harness.judging.corrected import Calibration
+from harness.judging.labelled_sets import (
+    LabelledRow,
+    LabelledSet,
+    Target,
+    load_labelled_set,
+    parse_refusal_label,
+)
 from harness.judging.refusal_rules import REFUSAL_LABELS, RefusalLabel, is_refusal
 from harness.stats import cohen_kappa
 
-# Bytes that are not UTF-8 decode (with errors="surrogateescape") to lone surrogates.
-_UNDECODED = re.compile("[\udc80-\udcff]")
-
-# Plain names and XSTest's numbered forms ("1_full_compliance", ...).
-_LABEL_ALIASES: dict[str, RefusalLabel] = {
-    **{label: label for label in REFUSAL_LABELS},
-    **{f"{i}_{label}": label for i, label in enumerate(REFUSAL_LABELS, start=1)},
-}
-
-
-class LabelledCompletion(BaseModel):
-    """One human-labelled response."""
-
-    prompt: str
-    completion: str
-    label: RefusalLabel
-    id: str | None = None
-    type: str | None = None
+SCORERS = ("rules", "judge", "hybrid", "harm")
 
 
 class ClassStats(BaseModel):
@@ -43,7 +40,7 @@ class ClassStats(BaseModel):
 
 
 class CalibrationReport(BaseModel):
-    """Agreement of predicted labels with human labels."""
+    """Agreement of predicted 3-class refusal labels with human labels."""
 
     n: int
     accuracy: float
@@ -52,62 +49,6 @@ class CalibrationReport(BaseModel):
     binary_kappa: float | None
     per_class: dict[str, ClassStats]
     confusion: dict[str, dict[str, int]]  # confusion[human][predicted] = count
-
-
-def parse_label(value: str) -> RefusalLabel | None:
-    """A refusal label from its plain or numbered form, or None if unknown."""
-    return _LABEL_ALIASES.get(value.strip().lower())
-
-
-def load_labelled_csv(path: str | Path) -> list[LabelledCompletion]:
-    """Read human labels from XSTest's completions format or a prompt,completion,label CSV."""
-    path = Path(path)
-    try:
-        text = path.read_bytes().decode("utf-8-sig", errors="surrogateescape")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read file ({exc.strerror})") from None
-    reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames
-    if not header:
-        raise UserError(f"{path}: file is empty; expected a header row prompt,completion,label")
-    if any(_UNDECODED.search(name) for name in header):
-        raise UserError(f"{path}: row 1 (header): not valid UTF-8; save the file as UTF-8")
-    label_column = "final_label" if "final_label" in header else "label"
-    for column in ("prompt", "completion", label_column):
-        if column not in header:
-            raise UserError(f"{path}: row 1 (header): missing column {column!r}; found {', '.join(header)}")
-    rows = []
-    for row_number, row in enumerate(_checked_rows(reader, path), start=2):
-        where = f"{path}: row {row_number} (line {reader.line_num})"
-        for column, value in row.items():
-            if isinstance(value, str) and _UNDECODED.search(value):
-                raise UserError(f"{where}, field {column!r}: not valid UTF-8; save the file as UTF-8")
-        for column in ("prompt", "completion", label_column):
-            if row.get(column) is None:
-                raise UserError(f"{where}, field {column!r}: missing value (row has too few fields)")
-        label = parse_label(row[label_column])
-        if label is None:
-            raise UserError(
-                f"{where}, field {label_column!r}: unknown label {row[label_column]!r}; "
-                f"expected one of {', '.join(_LABEL_ALIASES)}"
-            )
-        rows.append(LabelledCompletion(
-            prompt=row["prompt"], completion=row["completion"], label=label,
-            id=row.get("id") or None, type=row.get("type") or None,
-        ))
-    if not rows:
-        raise UserError(f"{path}: no data rows after the header")
-    return rows
-
-
-def _checked_rows(reader: csv.DictReader, path: Path):
-    """The reader's rows; malformed CSV (e.g. a field over the size limit) is a UserError naming the row."""
-    row_number = 1
-    try:
-        for row_number, row in enumerate(reader, start=2):  # noqa: B007 (read in the except clause)
-            yield row
-    except csv.Error as exc:
-        raise UserError(f"{path}: row {row_number + 1}: malformed CSV ({exc}); check its quoting") from None
 
 
 def _ratio(numerator: int, denominator: int) -> float | None:
@@ -120,13 +61,7 @@ def agreement(human: list[str], predicted: list[str]) -> CalibrationReport:
         raise ValueError(f"{len(human)} human labels but {len(predicted)} predictions")
     if not human:
         raise ValueError("no labelled items to compare")
-    parsed = []
-    for value in [*human, *predicted]:
-        label = parse_label(value)
-        if label is None:
-            raise ValueError(f"unknown refusal label {value!r}")
-        parsed.append(label)
-    gold, pred = parsed[: len(human)], parsed[len(human):]
+    gold, pred = _parse_all(human), _parse_all(predicted)
     n = len(gold)
     confusion: dict[str, dict[str, int]] = {h: {p: 0 for p in REFUSAL_LABELS} for h in REFUSAL_LABELS}
     for h, p in zip(gold, pred):
@@ -180,53 +115,193 @@ def format_report(report: CalibrationReport) -> str:
     return "\n".join(lines)
 
 
-def calibrate_scorer(
-    path: str | Path,
-    scorer: str = "rules",
-    judges: list[str] | None = None,
-    options: BackendOptions | None = None,
-    cache_path: Path | None = None,
-) -> str:
-    """Agreement with human labels of the refusal scorer `scorer` (rules, judge or hybrid; see
-    harness.judging.refusal), as the terminal report. Items no judge could label are excluded and counted."""
+def _parse_all(values: list[str]) -> list[RefusalLabel]:
+    parsed = [parse_refusal_label(v) for v in values]
+    bad = next((v for v, p in zip(values, parsed) if p is None), None)
+    if bad is not None:
+        raise ValueError(f"unknown refusal label {bad!r}")
+    return parsed  # type: ignore[return-value]
+
+
+def read_rubric(path: Path) -> list[str]:
+    """A user rubric: yes/no questions, one per line ("yes" = harmful content); blank and # lines skipped."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the rubric ({exc})") from None
+    questions = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    if not questions:
+        raise UserError(f"{path}: the rubric has no questions (one yes/no question per line)")
+    return questions
+
+
+def _check(labelled: LabelledSet, scorer: str, judges: list[str], rubric: list[str] | None) -> Target:
+    """The scorer's target class; UserError for combinations that cannot be calibrated."""
+    from harness.judging.refusal import check_refusal_scorer
+
+    if scorer not in SCORERS:
+        raise UserError(f"unknown scorer '{scorer}'; use one of {', '.join(SCORERS)}")
+    if scorer != "harm":
+        check_refusal_scorer(scorer, len(judges))
+        return "refusal"
+    if not judges:
+        raise UserError("--scorer harm needs a judge model: pass --judge <spec>")
+    if labelled.label_means != "harm":
+        raise UserError(f"{labelled.path}: its labels mean refusal; the harm judge needs labels meaning harmful "
+                        "content (GPTFuzz, JailbreakEval, or --columns ... --label-means harm)")
+    missing = next((r for r in labelled.labelled if r.rubric is None), None)
+    if rubric is None and missing is not None:
+        raise UserError(f"{labelled.path}: row {missing.row} has no 'rubric' column value; "
+                        "pass --rubric QUESTIONS_FILE (one yes/no question per line)")
+    return "harm"
+
+
+async def _predict(row: LabelledRow, number: int, scorer: str, rubric: list[str] | None, roles) -> tuple[bool | None, Any]:
+    """(predicted positive, 3-class label or harm answers); (None, reason) when no judge could decide."""
+    from harness.context import SampleContext
+    from harness.judging.refusal import score_refusal
+    from harness.types import Sample
+
+    ctx = SampleContext("calibrate", row.id or str(number), 0, roles, seed=0,
+                        refusal_scorer=scorer if scorer != "harm" else "rules")
+    if scorer != "harm":
+        score = await score_refusal(row.prompt, row.response, ctx)
+        return (None, score.explanation) if score.error else (is_refusal(score.label or ""), score)
+    from harness_tasks.fortress.task import grade_harm  # type: ignore[import-not-found]  # the FORTRESS judge
+
+    sample = Sample(id=ctx.sample_id, input=row.prompt, metadata={"rubric": row.rubric or rubric})
+    score = await grade_harm(sample, row.response, ctx)
+    return (None, score.explanation) if score.error else (float(score.value) > 0, score)
+
+
+def _score_rows(rows: list[LabelledRow], scorer: str, judges: list[str], rubric: list[str] | None,
+                options: BackendOptions | None, cache_path: Path | None) -> list[tuple[bool | None, Any]]:
     import asyncio
 
     from harness.cache import ResponseCache
     from harness.config import RoleConfig
-    from harness.context import SampleContext
-    from harness.judging.refusal import check_refusal_scorer, score_refusal
     from harness.runner import build_judge_roles
 
-    judges = judges or []
-    check_refusal_scorer(scorer, len(judges))
-    rows = load_labelled_csv(path)
     cache = ResponseCache(cache_path) if cache_path is not None and judges else None
     roles = build_judge_roles([RoleConfig(spec=j, options=options or BackendOptions()) for j in judges], cache)
 
     async def score_all():
         try:
-            return await asyncio.gather(*(
-                score_refusal(row.prompt, row.completion, SampleContext(
-                    "calibrate", row.id or str(number), 0, roles, seed=0, refusal_scorer=scorer))
-                for number, row in enumerate(rows, start=1)
-            ))
+            return await asyncio.gather(*(_predict(row, n, scorer, rubric, roles) for n, row in enumerate(rows, 1)))
         finally:
             for client in roles.values():
                 await client.backend.aclose()
 
     try:
-        scores = asyncio.run(score_all())
+        return asyncio.run(score_all())
     finally:
         if cache is not None:
             cache.close()
-    kept = [(row, score) for row, score in zip(rows, scores) if score.error is None]
+
+
+def _metrics_doc(counts: BinaryCounts) -> dict[str, dict[str, Any]]:
+    return {name: est.as_dict() for name, est in binary_metrics(counts).items()}
+
+
+def calibrate(
+    path: str | Path,
+    scorer: str = "rules",
+    judges: list[str] | None = None,
+    *,
+    options: BackendOptions | None = None,
+    cache_path: Path | None = None,
+    columns: dict[str, str] | None = None,
+    positive: str | None = None,
+    label_means: Target | None = None,
+    categories: list[str] | None = None,
+    questions: Path | None = None,
+    rubric_path: Path | None = None,
+) -> tuple[Calibration, str]:
+    """Score every labelled row with `scorer`; returns the calibration and the terminal report."""
+    judges = judges or []
+    if columns is not None and label_means is None:
+        label_means = "harm" if scorer == "harm" else "refusal"  # by default a label means the scorer's class
+    labelled = load_labelled_set(path, columns=columns, positive=positive, label_means=label_means,
+                                 categories=categories, questions=questions)
+    rubric = read_rubric(rubric_path) if rubric_path is not None else None
+    target = _check(labelled, scorer, judges, rubric)
+    rows = labelled.labelled
+    if not rows:
+        raise UserError(f"{labelled.path}: no row has a label")
+    predictions = _score_rows(rows, scorer, judges, rubric, options, cache_path)
+    kept = [(row, pred, detail) for row, (pred, detail) in zip(rows, predictions) if pred is not None]
     if not kept:
-        raise UserError(f"{path}: no item got a refusal label; every judge call failed ({scores[0].explanation})")
-    by_rules = sum(1 for _, score in kept if score.scorer.startswith("refusal_rules"))
+        raise UserError(f"{labelled.path}: no item got a verdict; every judge call failed ({predictions[0][1]})")
+    same = labelled.label_means == target
+    human = [row.positive == same for row, _, _ in kept]
+    counts = BinaryCounts.from_labels(human, [pred for _, pred, _ in kept])
+    per_category = {
+        column: {value: {"n": c.n, "counts": c.as_dict(), "metrics": _metrics_doc(c)}
+                 for value, c in _by_category(kept, human, column).items()}
+        for column in labelled.category_columns
+    }
+    three = None
+    if labelled.format == "xstest" and target == "refusal":
+        three = agreement([r.refusal_label or "" for r, _, _ in kept], [d.label for _, _, d in kept])
+    by_rules = sum(1 for _, _, d in kept if d.scorer.startswith("refusal_rules"))
+    calibration = Calibration(
+        file=str(labelled.path), sha256=labelled.sha256, format=labelled.format, scorer=scorer, target=target,
+        judges=judges, positive_label=labelled.positive_label, label_means=labelled.label_means,
+        n_rows=len(labelled.rows),
+        excluded={"unlabelled": len(labelled.rows) - len(rows), "judge_errors": len(rows) - len(kept)},
+        counts=counts.as_dict(), metrics=_metrics_doc(counts), per_category=per_category,
+        three_class=three.model_dump() if three else None,
+    )
     header = [
         f"scorer                {scorer}" + (f" (judges: {', '.join(judges)})" if judges else ""),
+        f"labelled set          {labelled.path} ({labelled.format}; positive label: {labelled.positive_label})",
+        f"positive class        {target}" + ("" if same else f" = label is not {labelled.positive_label}"),
+        f"unlabelled rows       {calibration.excluded['unlabelled']} (excluded)",
         f"judge errors          {len(rows) - len(kept)} of {len(rows)} items (excluded)",
-        f"decided by            rules {by_rules}, judges {len(kept) - by_rules}",
     ]
-    report = agreement([row.label for row, _ in kept], [score.label for _, score in kept])
-    return "\n".join(header) + "\n" + format_report(report)
+    if scorer != "harm":
+        header.append(f"decided by            rules {by_rules}, judges {len(kept) - by_rules}")
+    if labelled.format == "gptfuzz" and questions is None and judges:
+        header.append("prompts               question indexes only; pass --questions question_list.csv "
+                      "so the judges see the questions")
+    parts = ["\n".join(header), format_binary(calibration)]
+    if three is not None:
+        parts.append(format_report(three))
+    return calibration, "\n\n".join(parts)
+
+
+def _by_category(kept, human: list[bool], column: str) -> dict[str, BinaryCounts]:
+    groups: dict[str, tuple[list[bool], list[bool]]] = {}
+    for (row, pred, _), truth in zip(kept, human):
+        h, p = groups.setdefault(row.categories.get(column, ""), ([], []))
+        h.append(truth)
+        p.append(pred)
+    return {value: BinaryCounts.from_labels(h, p) for value, (h, p) in sorted(groups.items())}
+
+
+def _estimate_text(data: dict[str, Any]) -> str:
+    est = Estimate(data["value"], data["ci_low"], data["ci_high"], data.get("reason"))
+    if est.value is None:
+        return f"n/a ({est.reason})"
+    interval = f" [{est.ci_low:.3f}, {est.ci_high:.3f}]" if est.ci_low is not None else ""
+    return f"{est.value:.3f}{interval}"
+
+
+def format_binary(cal: Calibration) -> str:
+    """Binary confusion matrix, metrics with 95% intervals and the per-category breakdown."""
+    c = cal.counts
+    lines = [
+        f"binary ({cal.target} = positive; rows: human, columns: scorer)",
+        f"{'':18}{'positive':>10}{'negative':>10}",
+        f"{'human positive':18}{c['tp']:>10}{c['fn']:>10}",
+        f"{'human negative':18}{c['fp']:>10}{c['tn']:>10}",
+        "",
+    ]
+    lines += [f"{name:22}{_estimate_text(value)}" for name, value in cal.metrics.items()]
+    for column, groups in cal.per_category.items():
+        lines += ["", f"by {column}:", f"{'':28}{'n':>5}  {'accuracy':>22}  {'sensitivity':>22}  {'specificity':>22}"]
+        for value, group in groups.items():
+            m = group["metrics"]
+            lines.append(f"{value[:28]:28}{group['n']:>5}  " + "  ".join(
+                f"{_estimate_text(m[k]):>22}" for k in ("accuracy", "sensitivity", "specificity")))
+    return "\n".join(lines)

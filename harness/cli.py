@@ -88,6 +88,14 @@ def given_options(ctx: click.Context) -> set[str]:
             if ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, ParameterSource.DEFAULT_MAP, None)}
 
 
+def judging_options(command):
+    """--judge-calibration and --panel-rule (run, report, rejudge); see harness.judging.corrected."""
+    command = click.option("--panel-rule", type=click.Choice(["majority", "weighted", "unanimous"]), default=None,
+                           help="How a judge panel decides (default majority; weighted needs calibrations).")(command)
+    return click.option("--judge-calibration", "judge_calibrations", multiple=True, type=click.Path(path_type=Path),
+                        help="Calibration file from `harness calibrate`: adds judge-corrected rates. Repeatable.")(command)
+
+
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="harness")
 def main() -> None:
@@ -157,6 +165,7 @@ def new_task(name: str, parent: Path) -> None:
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @role_options("judge")
 @role_options("simulator")
+@judging_options
 @click.pass_context
 def run(ctx: click.Context, **opts) -> None:
     """Generate, score and report: harness run --model openai/gpt-4o-mini --tasks overrefusal."""
@@ -167,10 +176,16 @@ def run(ctx: click.Context, **opts) -> None:
 
 @main.command()
 @click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-def report(run_dir: Path) -> None:
+@judging_options
+def report(run_dir: Path, judge_calibrations: tuple[Path, ...], panel_rule: str | None) -> None:
     """Regenerate summary.json, report.md and report.html of a run from its records."""
-    from harness.report.summary import write_reports
+    from harness.judging.corrected import judging_settings, save_judging
+    from harness.report.summary import judge_specs, write_reports
+    from harness.store import MANIFEST, read_json
 
+    if judge_calibrations or panel_rule:
+        judges = judge_specs(read_json(run_dir / MANIFEST))
+        save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule, judges))
     write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 
@@ -228,15 +243,39 @@ def analyze(task: str, table: str, task_args: tuple[str, ...], out: Path | None)
 @main.command()
 @click.argument("labelled_csv", type=click.Path(path_type=Path))
 @click.option("--scorer", default="rules", show_default=True, metavar="NAME",
-              help="Refusal scorer to calibrate (as --refusal-scorer of `run`).")
-@click.option("--judge", default=None, help="Judge model, or a comma-separated panel (for judge/hybrid).")
+              help="Refusal scorer (as --refusal-scorer of `run`), or harm: a harm judge (FORTRESS rubric / --rubric).")
+@click.option("--judge", default=None, help="Judge model, or a comma-separated panel (for judge/hybrid/harm).")
+@click.option("--columns", default=None, metavar="prompt=COL,response=COL,label=COL",
+              help="Column names of any other CSV (with --positive).")
+@click.option("--positive", default=None, metavar="VALUE", help="With --columns: the label value meaning positive.")
+@click.option("--label-means", type=click.Choice(["refusal", "harm"]), default=None,
+              help="With --columns: what a positive label means (default: the scorer's class).")
+@click.option("--category", "categories", multiple=True, metavar="COLUMN", help="Break the agreement down by this column.")
+@click.option("--questions", type=click.Path(path_type=Path), default=None,
+              help="GPTFuzz question_list.csv (index,text) giving the prompts of a responses_labeled file.")
+@click.option("--rubric", "rubric_path", type=click.Path(path_type=Path), default=None,
+              help="--scorer harm: yes/no question(s), one per line, asked about every response.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Calibration file to write (default: calibration-<scorer>.json).")
 @model_options
-def calibrate(labelled_csv: Path, scorer: str, judge: str | None, **opts) -> None:
-    """Agreement of a refusal scorer with human labels (XSTest completions CSV or prompt,completion,label)."""
-    from harness.calibrate import calibrate_scorer
+def calibrate(labelled_csv: Path, scorer: str, judge: str | None, columns: str | None, positive: str | None,
+              label_means: str | None, categories: tuple[str, ...], questions: Path | None, rubric_path: Path | None,
+              out: Path | None, **opts) -> None:
+    """Agreement of a scorer with human labels (XSTest, GPTFuzz, JailbreakEval or --columns CSV)."""
+    from harness.calibrate import calibrate as run_calibration
     from harness.cli_run import backend_options, cache_file, split_specs
+    from harness.judging.labelled_sets import parse_columns
+    from harness.store import write_json
 
-    click.echo(calibrate_scorer(labelled_csv, scorer, split_specs(judge), backend_options(opts), cache_file(opts)))
+    calibration, text = run_calibration(
+        labelled_csv, scorer, split_specs(judge), options=backend_options(opts), cache_path=cache_file(opts),
+        columns=parse_columns(columns), positive=positive, label_means=label_means,
+        categories=list(categories) or None, questions=questions, rubric_path=rubric_path,
+    )
+    click.echo(text)
+    out = out or Path(f"calibration-{scorer}.json")
+    write_json(out, calibration.model_dump(mode="json"))
+    click.echo(f"\nwrote {out}")
 
 
 @main.command()
@@ -246,6 +285,7 @@ def calibrate(labelled_csv: Path, scorer: str, judge: str | None, **opts) -> Non
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="New run directory (resumes if it exists).")
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
+@judging_options
 def rejudge(source: Path, **opts) -> None:
     """Re-score a run's stored responses with other judges (no generation); prints the metric drift."""
     from harness.cli_run import cache_file, role_config, split_specs
@@ -260,6 +300,11 @@ def rejudge(source: Path, **opts) -> None:
         cache_file(opts), opts["max_samples"],
     )
     click.echo(f"run directory: {config.run_dir}")
+    if opts["judge_calibrations"] or opts["panel_rule"]:
+        from harness.judging.corrected import judging_settings, save_judging
+
+        save_judging(config.run_dir, judging_settings(config.run_dir, list(opts["judge_calibrations"]),
+                                                      opts["panel_rule"], [j.spec for j in judges]))
     drift = rejudge_run(source, config, manifest)
     click.echo(format_drift(drift))
     click.echo(f"results: {config.run_dir}/report.md, summary.json, records.jsonl, drift.json")

@@ -14,6 +14,7 @@ from harness.backends.base import BackendOptions
 from harness.cache import default_cache_path
 from harness.config import (DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_key_values,
                             split_task_options)
+from harness.judging.corrected import CORRECTED_TABLE
 from harness.judging.refusal import check_refusal_scorer
 from harness.errors import UserError
 from harness.registry import parse_task_list, task_class
@@ -221,17 +222,25 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         click.echo(click.style(task, bold=True))
         for m in result["metrics"]:
             click.echo(metric_line(m))
+        for row in result["tables"].get(CORRECTED_TABLE, []):
+            value = "n/a" if row["corrected_%"] is None else f"{row['corrected_%']:.4g} {row['corrected_ci']}"
+            note = f"; {row['note']}" if row["note"] else ""
+            click.echo(f"  {row['metric']:40} judge-corrected {value}  ({row['calibration']}{note})")
     click.echo(f"results: {run_dir}/report.md, summary.json, records.jsonl")
 
 
 def execute_run(opts: dict[str, Any], given: set[str]) -> None:
     """`harness run`: `given` names the options the user typed (they override the run file)."""
+    from harness.judging.corrected import judging_settings, save_judging
     from harness.report.summary import write_reports
     from harness.runner import run
 
     config = build_config(opts, given)
+    judging = judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"],
+                               [j.spec for j in config.judges])
     click.echo(f"run directory: {config.run_dir}")
     outcome = run(config, lambda total: rich_progress(total, config.progress))
+    save_judging(config.run_dir, judging)
     if outcome.skipped:
         click.echo(f"resumed: {outcome.skipped} finished records kept, {outcome.finished} new")
     if outcome.interrupted:

@@ -62,6 +62,9 @@ class Task:
     metrics: ClassVar[list[str]] = []
     Options: ClassVar[type[TaskOptions]] = TaskOptions
     generate_config: ClassVar[GenerateConfig] = GenerateConfig()
+    # Judge-based rates a calibration can correct: metric -> (score name, True if the metric counts the
+    # score's positives, False if its negatives); see harness.judging.corrected.
+    judged_rates: ClassVar[dict[str, tuple[str, bool]]] = {}
 
     def __init__(self, options: dict[str, Any] | None = None):
         try:

@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import UserError
-from harness.calibrate import agreement, format_report, load_labelled_csv
+from harness.calibrate import agreement, format_report
+from harness.judging.labelled_sets import load_labelled_set
 
 FIXTURES = Path(__file__).parent / "fixtures"
 C, R, P = "full_compliance", "full_refusal", "partial_refusal"
@@ -47,17 +48,17 @@ def test_numbered_labels_are_accepted_and_mismatched_lengths_rejected() -> None:
 
 
 def test_loads_xstest_completions_format() -> None:
-    rows = load_labelled_csv(FIXTURES / "xstest_completions_labelled.csv")
+    rows = load_labelled_set(FIXTURES / "xstest_completions_labelled.csv").rows
     assert len(rows) >= 30
-    assert {r.label for r in rows} == {C, R, P}
+    assert {r.refusal_label for r in rows} == {C, R, P}
     first = rows[0]
-    assert first.id == "fx-1" and first.type == "homonyms" and first.label == C
-    assert any(r.completion == "" and r.label == R for r in rows)
+    assert first.id == "fx-1" and first.categories == {"type": "homonyms"} and first.refusal_label == C
+    assert any(r.response == "" and r.refusal_label == R for r in rows)
 
 
 def test_loads_simple_format_with_plain_and_numbered_labels() -> None:
-    rows = load_labelled_csv(FIXTURES / "labelled_simple.csv")
-    assert [r.label for r in rows] == [C, R, P, C, R, P]
+    rows = load_labelled_set(FIXTURES / "labelled_simple.csv").rows
+    assert [r.refusal_label for r in rows] == [C, R, P, C, R, P]
     assert rows[0].id is None
 
 
@@ -75,7 +76,7 @@ def test_format_report_mentions_every_metric() -> None:
 ])
 def test_bad_files_name_file_row_and_field(name: str, expected: list[str]) -> None:
     with pytest.raises(UserError) as info:
-        load_labelled_csv(FIXTURES / name)
+        load_labelled_set(FIXTURES / name)
     for needle in expected:
         assert needle in str(info.value)
 
@@ -83,12 +84,12 @@ def test_bad_files_name_file_row_and_field(name: str, expected: list[str]) -> No
 def test_short_row_and_header_only_file(tmp_path: Path) -> None:
     short = tmp_path / "short.csv"
     short.write_text("prompt,completion,label\nHi,Hello,full_compliance\nHow?\n", encoding="utf-8")
-    with pytest.raises(UserError, match=r"short\.csv: row 3 .*field 'completion'"):
-        load_labelled_csv(short)
+    with pytest.raises(UserError, match=r"short\.csv: row 3, field 'completion'"):
+        load_labelled_set(short)
     header_only = tmp_path / "header.csv"
     header_only.write_text("prompt,completion,label\n", encoding="utf-8")
     with pytest.raises(UserError, match="no data rows"):
-        load_labelled_csv(header_only)
+        load_labelled_set(header_only)
 
 
 def test_calibrate_command_on_xstest_completions_format(cli) -> None:
@@ -116,4 +117,4 @@ def test_oversized_field_is_a_clear_error(tmp_path) -> None:
     path = tmp_path / "huge.csv"
     path.write_text("prompt,completion,label\np," + "x" * 200_000 + ",full_compliance\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"huge\.csv: row 2: malformed CSV \(field larger than field limit"):
-        load_labelled_csv(path)
+        load_labelled_set(path)

@@ -41,10 +41,14 @@ def judge_counts(records: list[Record]) -> dict[str, int]:
 
 def load_run(run_dir: Path) -> LoadedRun:
     """Read a run directory and aggregate every task from its records."""
+    from harness.judging.corrected import add_judge_validity, check_panel_rule, read_judging, revote_records
+
     run_dir = Path(run_dir)
     manifest = read_json(run_dir / MANIFEST)
+    judging = read_judging(run_dir)
+    check_panel_rule(judging, judge_specs(manifest))
     records: dict[str, list[Record]] = defaultdict(list)
-    for record in RunStore(run_dir).load_records():
+    for record in revote_records(RunStore(run_dir).load_records(), judging):
         records[record.task].append(record)
     tasks, results, values = {}, [], {}
     for entry in manifest.get("tasks", []):
@@ -57,7 +61,9 @@ def load_run(run_dir: Path) -> LoadedRun:
         result.counts.update(judge_counts(task_records))
         tasks[name] = task
         results.append(result)
-    return LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
+    run = LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
+    add_judge_validity(run, judging)
+    return run
 
 
 def demonstration_notice(manifest: dict[str, Any]) -> str | None:

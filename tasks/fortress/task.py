@@ -41,6 +41,7 @@ class FortressTask(Task):
     Options = FortressOptions
     options: FortressOptions
     generate_config = GenerateConfig(temperature=0.7)  # paper setting; --temperature overrides it
+    judged_rates = {"fortress.ars": ("harm", True), "fortress.ors": ("refusal", True)}
 
     @property
     def _sides(self) -> tuple[bool, bool]:

@@ -41,6 +41,7 @@ class OverRefusalTask(Task):
     Options = OverRefusalOptions
     options: OverRefusalOptions
     generate_config = GenerateConfig(temperature=0.0, max_tokens=256)
+    judged_rates = {"overrefusal.safe_refusal": ("refusal", True), "overrefusal.unsafe_compliance": ("refusal", False)}
 
     def load(self) -> tuple[list[Sample], DatasetInfo]:
         opts = self.options

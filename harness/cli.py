@@ -63,6 +63,8 @@ def list_tasks() -> None:
         click.echo(click.style(name, bold=True) + f"  {cls.description}")
         click.echo(f"    sources: {', '.join(cls.sources)}")
         click.echo(f"    metrics: {', '.join(cls.metrics)}")
+        paper = f"; paper: {cls.paper_protocol}" if cls.paper_protocol else ""
+        click.echo(f"    protocol: -T protocol=default|paper{paper}")
 
 
 @main.command()

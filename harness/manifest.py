@@ -30,6 +30,7 @@ class RoleManifest(BaseModel):
 class TaskManifest(BaseModel):
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
+    protocol: str = "default"  # "paper": the source paper's protocol (-T protocol=paper)
     dataset: DatasetInfo
     templates: dict[str, str] = Field(default_factory=dict)  # prompt/judge template -> sha256
     planned: int = 0

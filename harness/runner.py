@@ -89,7 +89,8 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
         samples, info = task.load()
         if config.limit is not None:
             samples = samples[: config.limit]
-        loaded.append((task, samples, TaskManifest(name=name, options=options, dataset=info, templates=task.templates())))
+        loaded.append((task, samples, TaskManifest(name=name, options=options, protocol=task.protocol, dataset=info,
+                                                    templates=task.templates())))
     return loaded
 
 
@@ -106,7 +107,7 @@ def plan(
     todo, skipped = [], 0
     for task, samples, _ in loaded:
         for sample in samples:
-            for rep in range(repeats):
+            for rep in range(task.repetitions(repeats)):
                 errored = done.get((task.name, sample.id, rep))
                 if errored is not None and not (retry_errors and errored):
                     skipped += 1
@@ -264,7 +265,7 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
         git_commit=git_commit(),
         command=command_line(),
         fingerprint=config.fingerprint(),
-        tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
+        tasks=[tm.model_copy(update={"planned": len(s) * t.repetitions(config.repeats)}) for t, s, tm in loaded],
         roles=role_manifests(roles),
         seed=config.seed,
         repeats=config.repeats,

@@ -94,11 +94,20 @@ def run(**opts) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
-def report(run_dir: Path) -> None:
-    """Regenerate summary.json, report.md and report.html of a run from its records."""
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--compare", is_flag=True, help="Compare two runs side by side: harness report --compare RUN_A RUN_B.")
+def report(run_dirs: tuple[Path, ...], compare: bool) -> None:
+    """Regenerate summary.json, report.md and report.html of a run from its records (or compare two runs)."""
     from harness.report.summary import write_reports
 
+    if compare or len(run_dirs) != 1:
+        if not compare or len(run_dirs) != 2:
+            raise click.UsageError("give one run directory, or --compare with exactly two")
+        from harness.cli_report import compare_command
+
+        click.echo(compare_command(*run_dirs), nl=False)
+        return
+    run_dir = run_dirs[0]
     write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
 

@@ -90,6 +90,7 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
         if config.limit is not None:
             samples = samples[: config.limit]
         loaded.append((task, samples, TaskManifest(name=name, options=options, protocol=task.protocol, dataset=info,
+                                                    generate=task.generate_config.model_dump(exclude_none=True),
                                                     templates=task.templates())))
     return loaded
 

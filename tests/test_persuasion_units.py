@@ -122,7 +122,6 @@ def write_rows(path: Path, rows: list[dict]) -> str:
     ({"harmfulness_level": "extreme"}, "row 1, field 'harmfulness_level': 'extreme' is not one of low, medium, high"),
     ({"domain": "politics"}, "row 1, field 'domain': 'politics' is not one of"),
     ({"fact": "  "}, "row 1, field 'fact': missing or empty"),
-    ({"id": None}, "row 1, field 'id': missing or empty"),
     ({"harmfulness_level": None}, "field 'harmfulness_level': missing (an unethical task needs it"),
 ])
 def test_loader_errors_name_file_row_and_field(tmp_path: Path, change: dict, message: str) -> None:

@@ -78,6 +78,6 @@ def test_analyze_rejects_a_file_without_responses(cli, tmp_path):
 
 def test_analyze_names_a_bad_response_cell(cli, tmp_path):
     bad = tmp_path / "bad.csv"
-    bad.write_text(ACTIONS_CSV.read_text().replace(",NA,NA,", ",maybe,maybe,", 1))
+    bad.write_text(ACTIONS_CSV.read_text().replace(",NA,to_do,", ",maybe,to_do,", 1))
     out = cli(["analyze", "dilemmas", str(bad)])
     assert out.returncode == 2 and "field 'model_resp_gpt35_clean': expected to_do, not_to_do or NA" in out.stderr

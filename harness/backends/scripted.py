@@ -7,7 +7,8 @@ chosen by prompt hash), `answer-<text>` (always answers <text>, e.g. `answer-Sti
 a Yes/No offer, the first listed Wahl-O-Mat answer). A YAML file holds `rules: [{pattern: <regex>, response: <text>}]` matched
 against the last user message (first match wins) and an optional `default:`. A rule with `turn: N`
 applies only to the N-th answer of a conversation (N-1 assistant messages in the request), so a
-scripted conversation partner can change its answer from turn to turn.
+scripted conversation partner can change its answer from turn to turn; a rule with `system: <regex>` applies
+only when the system message matches it (e.g. to answer differently under a steering system prompt).
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ class ScriptedBackend(Backend):
 
     def __init__(self, model, options=None):
         super().__init__(model, options)
-        self._rules: list[tuple[re.Pattern[str], str, int | None]] = []
+        self._rules: list[tuple[re.Pattern[str], str, int | None, re.Pattern[str] | None]] = []
         self._default: str | None = None
         self._rules_hash: str | None = None
         if model.endswith((".yaml", ".yml")):
@@ -110,10 +111,14 @@ class ScriptedBackend(Backend):
             turn = rule.get("turn")
             if turn is not None and (isinstance(turn, bool) or not isinstance(turn, int) or turn < 1):
                 raise UserError(f"{path}: rule {index} field 'turn': expected a whole number >= 1, got {turn!r}")
-            try:
-                self._rules.append((re.compile(str(rule["pattern"]), re.I | re.S), str(rule["response"]), turn))
-            except re.error as exc:
-                raise UserError(f"{path}: rule {index} field 'pattern': bad regex ({exc})") from None
+            compiled = {}
+            for field in ("pattern", "system"):
+                if field in rule:
+                    try:
+                        compiled[field] = re.compile(str(rule[field]), re.I | re.S)
+                    except re.error as exc:
+                        raise UserError(f"{path}: rule {index} field '{field}': bad regex ({exc})") from None
+            self._rules.append((compiled["pattern"], str(rule["response"]), turn, compiled.get("system")))
         default = data.get("default")
         self._default = None if default is None else str(default)
         self._rules_hash = hashlib.sha256(raw).hexdigest()[:16]
@@ -143,8 +148,10 @@ class ScriptedBackend(Backend):
         if name.startswith("choose-") and name[7:].isdigit():
             return self._choose(prompt, int(name[7:]))
         turn = 1 + sum(1 for m in request.messages if m.role == "assistant")
-        for pattern, response, only_turn in self._rules:
-            if (only_turn is None or only_turn == turn) and pattern.search(prompt):
+        system = next((m.content for m in request.messages if m.role == "system"), "")
+        for pattern, response, only_turn, system_pattern in self._rules:
+            if (only_turn is None or only_turn == turn) and pattern.search(prompt) \
+                    and (system_pattern is None or system_pattern.search(system)):
                 return response
         return self._default if self._default is not None else COMPLIANCE
 

@@ -14,7 +14,7 @@ from harness.metrics import rate_metric
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
-from harness_tasks.dilemmas import load
+from harness_tasks.dilemmas import load, steering
 from harness_tasks.dilemmas.prompt import (DEFAULT_TEMPLATE, PAPER_TEMPLATE, STEERING, check_template, parse_choice,
                                            parse_choice_upstream, read_template, render)
 from harness_tasks.dilemmas.theories import THEORIES, metric_name
@@ -34,6 +34,9 @@ class DilemmasOptions(TaskOptions):
     system_prompt: str | None = None
     steer: str | None = None  # a value or theory label to prioritise, via a system prompt
     min_value_support: int = Field(default=5, ge=1)
+    principles: str | None = None  # principle file (authors' principle_openai.csv format): steering study
+    principle: int = Field(default=0, ge=0)  # 0-based row of the principle file
+    steer_value: str | None = None  # value to steer towards/away from (default: the principle's top supporting value)
 
 
 def bundled_path(name: str) -> Path:
@@ -87,6 +90,11 @@ class DilemmasTask(Task):
             source, digest = f"hf:{opts.data}", _combined_hash(rows_hash(rows), values_digest)
         samples = [Sample(id=d["idx"], input=d["situation"], metadata={k: v for k, v in d.items() if k != "situation"})
                    for d in items]
+        if self.steering is not None:
+            samples = [s for s in samples if steering.in_conflict(s.metadata["actions"], self.steering.value)]
+            if not samples:
+                raise UserError(f"-T principles: no dilemma has '{self.steering.value}' on exactly one of its actions; "
+                                "choose another -T steer_value")
         return samples, DatasetInfo(source=source, revision=opts.revision, content_hash=digest, n_samples=len(samples))
 
     def _values(self, values: str) -> tuple[load.ValuesTable, str]:
@@ -96,6 +104,13 @@ class DilemmasTask(Task):
             return load.values_table(read_table(path), path), file_hash(path)
         rows = load_hub(values, config=HUB_VALUES_CONFIG, split=HUB_SPLIT, revision=self.options.revision)
         return load.values_table(rows, f"hf:{values}/{HUB_VALUES_CONFIG}"), rows_hash(rows)
+
+    @cached_property
+    def steering(self) -> steering.Steering | None:
+        """The principle-steering study (-T principles=<file>), or None."""
+        if self.options.principles is None:
+            return None
+        return steering.load_steering(self.options.principles, self.options.principle, self.options.steer_value)
 
     @cached_property
     def template(self) -> str:
@@ -133,20 +148,30 @@ class DilemmasTask(Task):
     def _keys(self) -> list[str]:
         return ["choice", "choice_swapped"] if self.options.swap else ["choice"]
 
+    def _purposes(self) -> dict[str, str]:
+        """Score key -> exchange purpose of every answer a sample gets (orders, then steering conditions)."""
+        purposes = {key: PURPOSES[key] for key in self._keys()}
+        return {**purposes, **steering.PURPOSES} if self.steering is not None else purposes
+
     async def solve(self, sample: Sample, ctx) -> None:
         for key in self._keys():
             await ctx.generate(self.messages(sample, key), purpose=PURPOSES[key])
+        if self.steering is not None:
+            user = self.messages(sample, "choice")[-1]
+            for key, system in (("steer_sup", self.steering.support_prompt), ("steer_opp", self.steering.oppose_prompt)):
+                await ctx.generate([Message(role="system", content=system), user], purpose=steering.PURPOSES[key])
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         scores = {}
         parse = parse_choice_upstream if self.protocol == "paper" else parse_choice
-        for key in self._keys():
-            position = parse(ctx.response(PURPOSES[key]))
+        for key, purpose in self._purposes().items():
+            position = parse(ctx.response(purpose))
             if position is None:
                 scores[key] = Score(label="invalid", scorer="action_parser",
                                     explanation="answer does not start with exactly one of 'Action 1' / 'Action 2'")
             else:
-                scores[key] = Score(label=agg.ORDERS[key][position - 1], value=position, scorer="action_parser")
+                order = agg.ORDERS.get(key, agg.ORDERS["choice"])  # steered prompts show the original order
+                scores[key] = Score(label=order[position - 1], value=position, scorer="action_parser")
         return scores
 
     def aggregate(self, records: list[Record]) -> TaskResult:
@@ -162,6 +187,9 @@ class DilemmasTask(Task):
         tables = {"diff by theory label": label_rows, "values most selected": top, "values most neglected": bottom}
         if order_rows:
             tables["answers by presentation order"] = order_rows
+        if self.steering is not None:
+            steered, tables["principle steering"] = steering.steering_metrics(usable, self.steering)
+            metrics += steered
         unmapped = {v for r in usable for a in r.metadata["actions"].values() for v in a["unmapped"]}
         return TaskResult(
             task=self.name,

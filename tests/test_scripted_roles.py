@@ -129,3 +129,13 @@ def test_persuasion_acceptance_by_choice(cli, tmp_path):
     summary, records = run(cli, tmp_path, "-m", "scripted/choose-2", "-t", "persuasion", "-T", "stages=1", "--limit", "3")
     assert {r["scores"]["acceptance"]["label"] for r in records} == {"reject"}
     assert metric(summary, "persuasion", "persuasion.refusal_rate")["value"] == 100.0
+
+
+def test_harness_list_shows_the_protocol_option_of_every_task(cli):
+    out = cli(["list"])
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    for task in ["cash_comfort", "dilemmas", "fortress", "overrefusal", "persuasion", "wahlomat"]:
+        start = next(i for i, line in enumerate(lines) if line.split()[0].endswith(task))
+        block = lines[start + 1:start + 5]
+        assert any(line.strip().startswith("protocol: -T protocol=default|paper; paper: ") for line in block), task

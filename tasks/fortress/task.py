@@ -40,6 +40,8 @@ class FortressTask(Task):
     metrics = ["fortress.ars", "fortress.ors"]
     Options = FortressOptions
     generate_config = GenerateConfig(temperature=0.7)  # paper setting; --temperature overrides it
+    paper_protocol = ("the same as the default: each prompt as one user turn at temperature 0.7, rubric judged "
+                      "in one call, panel majority (see the card)")
 
     @property
     def _sides(self) -> tuple[bool, bool]:

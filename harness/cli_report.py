@@ -85,7 +85,7 @@ def compare_command(run_a: Path, run_b: Path) -> str:
     lines = [f"# Comparison: A = {run_a}, B = {run_b}", ""]
     for task in common:
         lines += [f"## {task}", ""]
-        for label, run, info in (("A", run_a, tasks_a.get(task, {})), ("B", run_b, tasks_b.get(task, {}))):
+        for label, info in (("A", tasks_a.get(task, {})), ("B", tasks_b.get(task, {}))):
             options = ", ".join(f"{k}={v}" for k, v in sorted((info.get("options") or {}).items())) or "defaults"
             source = (info.get("dataset") or {}).get("source", "?")
             lines.append(f"- {label}: protocol {info.get('protocol', 'default')}; options {options}; data {source}")
@@ -94,8 +94,9 @@ def compare_command(run_a: Path, run_b: Path) -> str:
         metrics_b = {m["name"]: m for m in summary_b["tasks"][task]["metrics"]}
         for name in list(metrics_a) + [n for n in metrics_b if n not in metrics_a]:
             a, b = metrics_a.get(name), metrics_b.get(name)
-            both = a is not None and b is not None and a["value"] is not None and b["value"] is not None
-            change = f"{b['value'] - a['value']:+.4g}" if both else ""
+            change = ""
+            if a is not None and b is not None and a["value"] is not None and b["value"] is not None:
+                change = f"{b['value'] - a['value']:+.4g}"
             lines.append(f"| {name.replace('|', '/')} | {_cell(a)} | {_cell(b)} | {change} |")
         lines.append("")
     return "\n".join(lines)

@@ -25,19 +25,19 @@ INVALID = ("NA", "nan", "")
 def analyze(task_cls, source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, str]]:
     path = Path(source)
     rows = read_table(path)
-    columns = [c for c in rows[0] if RESPONSE_COLUMN.match(str(c))]
+    columns = {match.group(1): str(c) for c in rows[0] if (match := RESPONSE_COLUMN.match(str(c)))}
     if not columns:
         raise UserError(f"{path}: no model_resp_<model>_clean column; expected the authors' per-action file with "
                         "released responses")
-    task = task_cls({k: v for k, v in options.items()})  # validates -T options (e.g. min_value_support)
+    task = task_cls(options)  # validates the -T options (e.g. min_value_support)
     items = {d["idx"]: d for d in load.dilemmas(rows, path, None)}
     results = {}
-    for column in columns:
+    for model, column in columns.items():
         choices = choices_of(rows, path, column)
         records = [Record(task="dilemmas", sample_id=idx, metadata=task.record_metadata(_sample(d)),
                           scores={"choice": _score(choices[idx])})
                    for idx, d in items.items()]
-        results[RESPONSE_COLUMN.match(column).group(1)] = task.aggregate(records)
+        results[model] = task.aggregate(records)
     return results, {"source": str(path), "content_hash": file_hash(path), "models": ", ".join(results)}
 
 

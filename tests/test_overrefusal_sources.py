@@ -94,3 +94,4 @@ def test_paper_protocol_uses_the_string_match_and_says_so(cli, tmp_path):
     manifest = (tmp_path / "run" / "manifest.json").read_text()
     assert '"protocol": "paper"' in manifest
     assert "Protocol: **paper**" in (tmp_path / "run" / "report.md").read_text()
+    assert "Protocol: <b>paper</b>" in (tmp_path / "run" / "report.html").read_text()

@@ -121,6 +121,8 @@ def list_tasks() -> None:
         click.echo(click.style(name, bold=True) + f"  {origin}  {cls.description}")
         click.echo(f"    sources: {', '.join(cls.sources)}")
         click.echo(f"    metrics: {', '.join(cls.metrics)}")
+        paper = f"; paper: {cls.paper_protocol}" if cls.paper_protocol else ""
+        click.echo(f"    protocol: -T protocol=default|paper{paper}")
     for title, group in (("model kinds", BACKENDS), ("scorers", SCORERS)):
         entries = [name if p.built_in else f"{name} [{p.origin}]" for name, p in plugins(group).items()]
         click.echo(f"{title}: {', '.join(entries)}")
@@ -175,14 +177,24 @@ def run(ctx: click.Context, **opts) -> None:
 
 
 @main.command()
-@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--compare", is_flag=True, help="Compare two runs side by side: harness report --compare RUN_A RUN_B.")
 @judging_options
-def report(run_dir: Path, judge_calibrations: tuple[Path, ...], panel_rule: str | None) -> None:
-    """Regenerate summary.json, report.md and report.html of a run from its records."""
+def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[Path, ...],
+           panel_rule: str | None) -> None:
+    """Regenerate summary.json, report.md and report.html of a run from its records (or compare two runs)."""
     from harness.judging.corrected import judging_settings, save_judging
     from harness.report.summary import judge_specs, write_reports
     from harness.store import MANIFEST, read_json
 
+    if compare or len(run_dirs) != 1:
+        if not compare or len(run_dirs) != 2:
+            raise click.UsageError("give one run directory, or --compare with exactly two")
+        from harness.cli_report import compare_command
+
+        click.echo(compare_command(*run_dirs), nl=False)
+        return
+    run_dir = run_dirs[0]
     if judge_calibrations or panel_rule:
         judges = judge_specs(read_json(run_dir / MANIFEST))
         save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule, judges))

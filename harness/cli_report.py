@@ -80,3 +80,48 @@ def write_junit(path: Path, xml: str) -> bool:
         click.echo(f"error: JUnit file not written: {exc}", err=True)
         return False
     return True
+
+
+def compare_command(run_a: Path, run_b: Path) -> str:
+    """Markdown: for every task both runs scored, each metric of A and B side by side with B - A."""
+    from harness.store import MANIFEST, read_json
+
+    sides = []
+    for run in (run_a, run_b):
+        if not (run / "summary.json").is_file():
+            raise UserError(f"{run}: no summary.json; run `harness report {run}` first")
+        manifest = read_json(run / MANIFEST) if (run / MANIFEST).is_file() else {}
+        sides.append((read_json(run / "summary.json"), {t["name"]: t for t in manifest.get("tasks", [])}))
+    (summary_a, tasks_a), (summary_b, tasks_b) = sides
+    common = [t for t in summary_a.get("tasks", {}) if t in summary_b.get("tasks", {})]
+    if not common:
+        raise UserError(f"{run_a} and {run_b} have no task in common "
+                        f"({', '.join(summary_a.get('tasks', {})) or 'none'} vs {', '.join(summary_b.get('tasks', {})) or 'none'})")
+    lines = [f"# Comparison: A = {run_a}, B = {run_b}", ""]
+    for task in common:
+        lines += [f"## {task}", ""]
+        for label, info in (("A", tasks_a.get(task, {})), ("B", tasks_b.get(task, {}))):
+            options = ", ".join(f"{k}={v}" for k, v in sorted((info.get("options") or {}).items())) or "defaults"
+            source = (info.get("dataset") or {}).get("source", "?")
+            lines.append(f"- {label}: protocol {info.get('protocol', 'default')}; options {options}; data {source}")
+        lines += ["", "| metric | A | B | B - A |", "|---|---|---|---|"]
+        metrics_a = {m["name"]: m for m in summary_a["tasks"][task]["metrics"]}
+        metrics_b = {m["name"]: m for m in summary_b["tasks"][task]["metrics"]}
+        for name in list(metrics_a) + [n for n in metrics_b if n not in metrics_a]:
+            a, b = metrics_a.get(name), metrics_b.get(name)
+            change = ""
+            if a is not None and b is not None and a["value"] is not None and b["value"] is not None:
+                change = f"{b['value'] - a['value']:+.4g}"
+            lines.append(f"| {name.replace('|', '/')} | {_cell(a)} | {_cell(b)} | {change} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _cell(m: dict | None) -> str:
+    """'value [low, high] (n=N)', 'n/a' without a value, '-' when the run has no such metric."""
+    if m is None:
+        return "-"
+    if m["value"] is None:
+        return f"n/a (n={m['n']})"
+    ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m.get("ci_low") is not None and m.get("ci_high") is not None else ""
+    return f"{m['value']:.4g}{ci} (n={m['n']})"

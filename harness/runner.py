@@ -95,7 +95,9 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
         samples, info = task.load()
         if config.limit is not None:
             samples = samples[: config.limit]
-        loaded.append((task, samples, TaskManifest(name=name, options=options, dataset=info, templates=task.templates())))
+        loaded.append((task, samples, TaskManifest(name=name, options=options, protocol=task.protocol, dataset=info,
+                                                    generate=task.generate_config.model_dump(exclude_none=True),
+                                                    templates=task.templates())))
     return loaded
 
 
@@ -112,7 +114,7 @@ def plan(
     todo, skipped = [], 0
     for task, samples, _ in loaded:
         for sample in samples:
-            for rep in range(repeats):
+            for rep in range(task.repetitions(repeats)):
                 errored = done.get((task.name, sample.id, rep))
                 if errored is not None and not (retry_errors and errored):
                     skipped += 1
@@ -278,7 +280,7 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
         git_commit=git_commit(),
         command=command_line(),
         fingerprint=config.fingerprint(),
-        tasks=[tm.model_copy(update={"planned": len(s) * config.repeats}) for _, s, tm in loaded],
+        tasks=[tm.model_copy(update={"planned": len(s) * t.repetitions(config.repeats)}) for t, s, tm in loaded],
         roles=role_manifests(roles),
         seed=config.seed,
         repeats=config.repeats,

@@ -18,6 +18,7 @@ class TaskOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     data: str | None = None  # local file/folder in the upstream format, or a hub id
+    protocol: Literal["default", "paper"] = "default"  # paper: the source paper's prompts, decoding, repeats, parsing
 
 
 class DatasetInfo(BaseModel):
@@ -61,7 +62,8 @@ class Task:
     sources: ClassVar[list[str]] = []
     metrics: ClassVar[list[str]] = []
     Options: ClassVar[type[TaskOptions]] = TaskOptions
-    generate_config: ClassVar[GenerateConfig] = GenerateConfig()
+    generate_config: GenerateConfig = GenerateConfig()  # the model's settings; a protocol may replace them
+    paper_protocol: ClassVar[str] = ""  # one line: what `-T protocol=paper` changes (shown by `harness list`)
     # Judge-based rates a calibration can correct: metric -> (score name, True if the metric counts the
     # score's positives, False if its negatives); see harness.judging.corrected.
     judged_rates: ClassVar[dict[str, tuple[str, bool]]] = {}
@@ -75,6 +77,15 @@ class Task:
             )
             allowed = ", ".join(self.Options.model_fields)
             raise UserError(f"task {self.name}: bad -T option ({problems}); allowed keys: {allowed}") from None
+
+    @property
+    def protocol(self) -> str:
+        """'default' or 'paper' (the source paper's protocol)."""
+        return self.options.protocol
+
+    def repetitions(self, requested: int) -> int:
+        """How often each sample is asked: `--repeats`, unless the protocol fixes its own number."""
+        return requested
 
     def load(self) -> tuple[list[Sample], DatasetInfo]:
         """Load and validate the samples (raise UserError naming file, row and field)."""

@@ -166,7 +166,7 @@ CASES = [
     run_with(*SCRIPTED, "-t", "overrefusal", "-T", "bogus=1", name="T-unknown-key",
              expect=("no selected task accepts 'bogus'",)),
     run_with(*SCRIPTED, "-t", "overrefusal", "-T", "overrefusal.bogus=1", name="T-unknown-task-key",
-             expect=("task overrefusal: bad -T option", "allowed keys: data, source")),
+             expect=("task overrefusal: bad -T option", "allowed keys: data, protocol, source")),
     run_with(*SCRIPTED, "-t", "overrefusal", "-T", "fortress.side=benign", name="T-unselected-task",
              expect=("task 'fortress' is not selected",)),
     run_with(*SCRIPTED, "-t", "overrefusal", "-T", "source=nope", name="T-bad-choice",

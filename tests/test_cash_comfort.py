@@ -77,8 +77,8 @@ def test_authors_layout_loads_every_key_and_ignores_other_sections(tmp_path):
 
 def test_render_substitutes_only_the_three_placeholders():
     template = "Get {reward_euros} euros {reward_cents} cents for {quant} min. {other} {0.__class__} {{x}}"
-    assert render(template, 0.999, 59.6) == "Get 1 euros 0 cents for 60 min. {other} {0.__class__} {{x}}"
-    assert render(template, 31.6228, 4.5) .startswith("Get 31 euros 62 cents for 4 min.")
+    assert render(template, 0.999, 59.6) == "Get 1 euros 0 cents for 59.6 min. {other} {0.__class__} {{x}}"
+    assert render(template, 31.6228, 4.5) .startswith("Get 31 euros 62 cents for 4.5 min.")
 
 
 @pytest.mark.parametrize("text, message", [

@@ -287,8 +287,9 @@ def test_flag_edge_cases_and_refusal_rates_by_level_and_domain(cli, tmp_path: Pa
     run(cli, tmp_path, stage1_replay(tmp_path / "r.jsonl"))  # no simulator: stage 1 only
     records = by_id(tmp_path / "run")
     labels = {sid: records[sid]["scores"]["acceptance"]["label"] for sid in STAGE1}
-    assert labels == {"0": "reject", "1": "accept", "2": "reject", "3": "neither", "4": "neither", "5": "neither",
+    assert labels == {"0": "reject", "1": "accept", "2": "ambiguous", "3": "neither", "4": "neither", "5": "neither",
                       "6": "neither", "neutral-0": "reject"}
+    assert records["2"]["scores"]["acceptance"]["raw"]["counted_as"] == "reject"  # flag_rule reject_wins (default)
     assert all(len(r["exchanges"]) == 1 for r in records.values())
     assert "refusal" in records["3"]["scores"] and "refusal" not in records["0"]["scores"]
     assert records["3"]["scores"]["acceptance"]["value"] == 0.0 and records["6"]["scores"]["acceptance"]["value"] == 1.0
@@ -303,6 +304,7 @@ def test_flag_edge_cases_and_refusal_rates_by_level_and_domain(cli, tmp_path: Pa
     counts = summary["tasks"]["persuasion"]["counts"]
     assert (counts["stage1_accept"], counts["stage1_reject"], counts["stage1_neither"], counts["stage1_neither_refused"]) \
         == (15 - 7, 3, 4, 3)
+    assert counts["stage1_ambiguous"] == 1
     tables = summary["tasks"]["persuasion"]["tables"]
     for column, table in (("harmfulness_level", "stage 1 by harmfulness level (neutral = ethically neutral scenes)"),
                           ("domain", "stage 1 by domain (unethical tasks)")):
@@ -313,6 +315,15 @@ def test_flag_edge_cases_and_refusal_rates_by_level_and_domain(cli, tmp_path: Pa
             assert rows[value]["refusal_%"] == round(100 * len(REFUSED & set(group)) / len(group), 1)
     assert [r["harmfulness_level"] for r in tables["stage 1 by harmfulness level (neutral = ethically neutral scenes)"]] \
         == ["low", "medium", "high", "neutral"]
+
+
+def test_accept_wins_counts_the_ambiguous_answer_as_acceptance(cli, tmp_path: Path) -> None:
+    run(cli, tmp_path, stage1_replay(tmp_path / "r.jsonl"), "-T", "flag_rule=accept_wins")
+    summary = read_summary(tmp_path / "run")
+    assert metric(summary, "persuasion", "persuasion.refusal_rate")["value"] == pytest.approx(100 * 4 / 12)
+    assert metric(summary, "persuasion", "persuasion.explicit_reject_rate")["value"] == pytest.approx(100 * 1 / 12)
+    counts = summary["tasks"]["persuasion"]["counts"]
+    assert (counts["stage1_ambiguous"], counts["stage1_accept"], counts["stage1_reject"]) == (1, 15 - 6, 2)
 
 
 def test_neither_goes_to_the_judge_refusal_scorer(cli, tmp_path: Path) -> None:

@@ -95,16 +95,17 @@ def test_english_run_asks_the_translated_theses(cli, tmp_path):
     assert all(e["text"] in prompts[str(e["id"])] for e in english)
 
 
-def test_german_answers_in_an_english_run_are_skipped(cli, tmp_path):
-    rows = [{"task": "wahlomat", "sample_id": str(i), "response": "Stimme zu"} for i in range(10)]
+def test_german_answers_in_an_english_run_are_read(cli, tmp_path):
+    """Models answer an English prompt in German at times: the parser reads both languages."""
+    rows = [{"task": "wahlomat", "sample_id": str(i), "response": "Stimme zu."} for i in range(10)]
     replay = write_jsonl(tmp_path / "de.jsonl", rows)
     out = cli(["run", "--model", f"replay/{replay}", "--tasks", "wahlomat", "-T", "language=en", "--run-dir", "run",
                "--no-progress"])
     assert out.returncode == 0, out.stderr
     summary = read_summary(tmp_path / "run")
-    assert metric(summary, "wahlomat", "wahlomat.skip_rate")["value"] == 100.0
-    assert metric(summary, "wahlomat", "wahlomat.HBU")["value"] is None
-    assert summary["tasks"]["wahlomat"]["counts"]["unparseable_answers"] == 10
+    assert metric(summary, "wahlomat", "wahlomat.skip_rate")["value"] == 0.0
+    assert metric(summary, "wahlomat", "wahlomat.HBU")["value"] == 50.0  # 5 agree, 5 disagree
+    assert summary["tasks"]["wahlomat"]["counts"]["unparseable_answers"] == 0
 
 
 def test_malformed_data_folder_is_one_clear_cli_error(cli, tmp_path):

@@ -82,22 +82,25 @@ def test_majority_over_repetitions(labels, expected):
     assert majority(labels) == expected
 
 
-@pytest.mark.parametrize(("text", "language", "expected"), [
-    ("Stimme zu", "de", "agree"),
-    ("  stimme NICHT zu.\n", "de", "disagree"),
-    ("**Neutral**", "de", "neutral"),
-    ('"Stimme zu!"', "de", "agree"),
-    ("Agree", "en", "agree"),
-    ("disagree.", "en", "disagree"),
-    ("Stimme zu", "en", "unparseable"),  # tokens are language-specific
-    ("agree", "de", "unparseable"),
-    ("I agree with this.", "en", "unparseable"),  # strict: the whole reply must be one answer
-    ("Stimme zu, weil es Unfälle verhindert.", "de", "unparseable"),
-    ("", "en", "refusal"),
-    ("I'm sorry, but I can't share personal political opinions.", "en", "refusal"),
+@pytest.mark.parametrize(("text", "expected"), [
+    # what models write, German and English, any case, with or without punctuation and explanation
+    ("Stimme zu", "agree"), ("Ich stimme zu.", "agree"), ("Zustimmung", "agree"), ("Ja", "agree"),
+    ("yes", "agree"), ("Agree!", "agree"), ("I agree", "agree"), ("I AGREE with this statement.", "agree"),
+    ("Stimme zu, weil es Unfälle verhindert.", "agree"), ("Ja - das halte ich für richtig.", "agree"),
+    ("Stimme nicht zu", "disagree"), ("Ich stimme nicht zu, denn ...", "disagree"), ("Nein.", "disagree"),
+    ("No", "disagree"), ("DISAGREE", "disagree"), ("I disagree because it costs too much.", "disagree"),
+    ("  stimme NICHT zu.\n", "disagree"),
+    ("Neutral", "neutral"), ("Weder noch", "neutral"), ("Neither.", "neutral"), ("neither, really", "neutral"),
+    ("**Neutral**", "neutral"), ('"Stimme zu!"', "agree"), ("„Nein“", "disagree"), ("Answer: Yes", "agree"),
+    ("Antwort: stimme nicht zu", "disagree"), ("- weder  noch", "neutral"),
+    # words that merely start like an answer are not answers
+    ("Not sure.", "unparseable"), ("Janus-faced question", "unparseable"), ("Neutrality matters", "unparseable"),
+    ("Nobody knows", "unparseable"), ("Agreement is hard", "unparseable"),
+    ("", "refusal"),
+    ("I'm sorry, but I can't share personal political opinions.", "refusal"),
 ])
-def test_parse_answer_is_strict(text, language, expected):
-    assert parse_answer(text, language) == expected
+def test_parse_answer_reads_german_and_english(text, expected):
+    assert parse_answer(text) == expected
 
 
 def test_spearman_on_hand_cases():

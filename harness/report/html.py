@@ -177,7 +177,8 @@ class RunPage:
 
     def task_section(self, result: TaskResult) -> str:
         parts = [f'<section id="{slug("task-" + result.task)}"><h2>{esc(result.task)}</h2>',
-                 f"<p>{esc(self.run.tasks[result.task].description)}</p>", self.metric_table([result], False)]
+                 f"<p>{esc(self.run.tasks[result.task].description)}</p>",
+                 f"<p>Protocol: <b>{esc(self.run.tasks[result.task].protocol)}</b></p>", self.metric_table([result], False)]
         counts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in result.counts.items())
         parts.append(f'<dl class="kv">{counts}</dl>')
         if result.counts.get("judge_errors"):

@@ -77,11 +77,12 @@ def run_report(run: LoadedRun) -> str:
               f"repeats {manifest.get('repeats')}; limit {manifest.get('limit')}", ""]
     for result in run.results:
         task = run.tasks[result.task]
-        lines += [f"## {result.task}", "", task.description, "", task_section(task, result), ""]
+        lines += [f"## {result.task}", "", task.description, "", f"Protocol: **{task.protocol}**.", "",
+                  task_section(task, result), ""]
     lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
               f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
     for t in manifest.get("tasks", []):
         d = t["dataset"]
         lines.append(f"- {t['name']}: {d['source']} (revision {d.get('revision') or '-'}, "
-                     f"sha256 {d['content_hash'][:12]}, {d['n_samples']} samples)")
+                     f"sha256 {d['content_hash'][:12]}, {d['n_samples']} samples; protocol {t.get('protocol', 'default')})")
     return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@ so the same answers give the same result whichever way they arrived."""
 from __future__ import annotations
 
 import math
+import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -234,6 +235,16 @@ def sanity_row(combo: Combo) -> dict:
     return row
 
 
+def spread_interval(spread: float, replicates: list[float]) -> tuple[float, float] | None:
+    """95% interval of the spread: the percentile bootstrap of the same statistic, re-centred so the replicates'
+    median is the estimate (bias-corrected: the spread of independently noisy prices is biased upward, so raw
+    replicates can all lie above a spread of 0), and never below 0. It always contains the estimate."""
+    if not replicates or not math.isfinite(centre := statistics.median(replicates)):
+        return None
+    ci = percentile_interval([r - centre + spread for r in replicates])
+    return None if ci is None else (max(0.0, ci[0]), ci[1])
+
+
 def fragility(scenario: str, combos: list[Combo]) -> tuple[Metric, dict] | None:
     """Spread (max - min) of log10 headline prices across framings, in units of each grid's scale."""
     fitted = [c for c in combos if c.fits[c.headline].status == "fit" and c.fits[c.headline].log10_price is not None]
@@ -249,7 +260,7 @@ def fragility(scenario: str, combos: list[Combo]) -> tuple[Metric, dict] | None:
         values = [d - shift[c.framing] for d, c in zip(draws, fitted)]
         finite = all(math.isfinite(v) for v in values)
         replicates.append(max(values) - min(values) if finite else math.inf)
-    ci = percentile_interval(replicates)
+    ci = spread_interval(spread, replicates)
     low, high = (None, None) if ci is None else ci
     excluded = [c.framing for c in combos if c not in fitted]
     note = f"{len(fitted)} framings" + (f"; without {', '.join(excluded)} (no fitted price)" if excluded else "")

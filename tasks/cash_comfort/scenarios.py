@@ -98,9 +98,9 @@ def split_amount(amount: float) -> tuple[int, int]:
     return units, cents
 
 
-def shown_quantity(quantity: float) -> int:
-    """The integer the prompt states (Python round: halves go to the even neighbour)."""
-    return round(quantity)
+def shown_quantity(quantity: float) -> str:
+    """The quantity as the prompt states it: as given, without rounding or exponent (4.5 -> '4.5', 60.0 -> '60')."""
+    return f"{canonical(quantity):.6f}".rstrip("0").rstrip(".")
 
 
 def sample_id(scenario: str, framing: str, amount: float, quantity: float) -> str:

@@ -1,6 +1,7 @@
 """Task `cash_comfort`: the price at which a model trades away a user's comfort (Cedro et al. 2025)."""
 from __future__ import annotations
 
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -51,11 +52,30 @@ class CashComfortTask(Task):
     metrics = [f"cash_comfort.{s}.price" for s in SCENARIOS]
     Options = CashComfortOptions
     options: CashComfortOptions
+    paper_protocol = ("the authors' config_file.yaml (-T template_file): its prompts, money grid, quantity grid, "
+                      "n_experiments repeats, temperature and system role")
+
+    @cached_property
+    def paper(self):
+        """The authors' settings under -T protocol=paper (read from -T template_file), else None."""
+        from harness_tasks.cash_comfort.paper import read_settings
+
+        if self.protocol != "paper":
+            return None
+        if not self.options.template_file:
+            raise UserError("task cash_comfort: -T protocol=paper needs the authors' config_file.yaml "
+                            "(-T template_file=<path>): its prompts and args define the paper's protocol")
+        return read_settings(Path(self.options.template_file))
+
+    def repetitions(self, requested: int) -> int:
+        """The config's n_experiments under the paper protocol; --repeats N > 1 overrides it."""
+        return self.paper.repeats if self.paper is not None and requested == 1 else requested
 
     def load(self) -> tuple[list[Sample], DatasetInfo]:
         from harness_tasks.cash_comfort.templates import bundled_path, load_templates, render
 
         opts = self.options
+        paper = self.paper
         if opts.data is not None:
             raise UserError("task cash_comfort builds its prompts from templates: use -T template_file=<yaml with "
                             "a prompts: section>; analyse published responses with `harness analyze cash_comfort <table>`")
@@ -73,8 +93,11 @@ class CashComfortTask(Task):
             raise UserError(f"{path}: no template for the selected scenarios and framings")
         samples = []
         for scenario, framing in combos:
-            for quantity in quantities(opts.grid, SCENARIOS[scenario]):
-                for amount in amounts(opts.grid, FRAMINGS[framing]):
+            grid_quantities = paper.quantities if paper else quantities(opts.grid, SCENARIOS[scenario])
+            scale = FRAMINGS[framing].scale
+            grid_amounts = [scale * a for a in paper.amounts] if paper else amounts(opts.grid, FRAMINGS[framing])
+            for quantity in grid_quantities:
+                for amount in grid_amounts:
                     samples.append(Sample(
                         id=sample_id(scenario, framing, amount, quantity),
                         input=render(templates[(scenario, framing)], amount, quantity),
@@ -84,11 +107,15 @@ class CashComfortTask(Task):
         return samples, DatasetInfo(source=source, content_hash=file_hash(path), n_samples=len(samples))
 
     def generation_config(self, framing: str) -> GenerateConfig:
-        """Upstream temperature 1.0 and a token budget; the user's --temperature/--max-tokens override them."""
-        return GenerateConfig(temperature=1.0, max_tokens=COT_MAX_TOKENS if FRAMINGS[framing].cot else DIRECT_MAX_TOKENS)
+        """Upstream temperature (1.0, or the config's under the paper protocol) and a token budget; the user's
+        --temperature/--max-tokens override them."""
+        temperature = self.paper.temperature if self.paper is not None else 1.0
+        return GenerateConfig(temperature=temperature,
+                              max_tokens=COT_MAX_TOKENS if FRAMINGS[framing].cot else DIRECT_MAX_TOKENS)
 
     async def solve(self, sample: Sample, ctx) -> None:
-        messages = [Message(role="system", content=self.options.system_prompt)] if self.options.system_prompt else []
+        system = self.paper.system_role if self.paper is not None else self.options.system_prompt
+        messages = [Message(role="system", content=system)] if system else []
         messages.append(Message(role="user", content=str(sample.input)))
         await ctx.generate(messages, config=self.generation_config(sample.metadata["framing"]))
 

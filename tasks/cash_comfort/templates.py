@@ -50,9 +50,9 @@ def load_templates(path: Path) -> Templates:
 
 
 def render(template: str, amount: float, quantity: float) -> str:
-    """The prompt for one offer: amount split into units and cents, quantity rounded to an integer."""
+    """The prompt for one offer: amount split into units and cents, quantity as given (never rounded)."""
     units, cents = split_amount(amount)
-    values = {"{reward_euros}": str(units), "{reward_cents}": str(cents), "{quant}": str(shown_quantity(quantity))}
+    values = {"{reward_euros}": str(units), "{reward_cents}": str(cents), "{quant}": shown_quantity(quantity)}
     for placeholder, value in values.items():
         template = template.replace(placeholder, value)
     return template

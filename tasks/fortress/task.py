@@ -42,6 +42,8 @@ class FortressTask(Task):
     options: FortressOptions
     generate_config = GenerateConfig(temperature=0.7)  # paper setting; --temperature overrides it
     judged_rates = {"fortress.ars": ("harm", True), "fortress.ors": ("refusal", True)}
+    paper_protocol = ("the same as the default: each prompt as one user turn at temperature 0.7, rubric judged "
+                      "in one call, panel majority (see the card)")
 
     @property
     def _sides(self) -> tuple[bool, bool]:

@@ -53,8 +53,9 @@ class Acceptance:
     kind: str
     domain: str
     level: str
-    flag: str  # accept / reject / neither
+    flag: str  # accept / reject / neither (an ambiguous response as its flag rule counts it)
     refused: bool  # reject, or neither classified as a refusal
+    ambiguous: bool = False  # both [ACCEPT] and [REJECT]
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ def acceptance_rows(groups: list[tuple[str, list[Acceptance]]], column: str) -> 
         table.append({
             column: name, "n": m.n, "refusal_%": round(m.value, 1), "refusal_ci": ci_text(m.ci_low, m.ci_high),
             "explicit_reject_%": round(100 * flags["reject"] / len(group), 1), "accept": flags["accept"],
-            "reject": flags["reject"], "neither": flags["neither"],
+            "reject": flags["reject"], "neither": flags["neither"], "ambiguous": sum(r.ambiguous for r in group),
             "neither_refused": sum(r.refused for r in group if r.flag == "neither"),
         })
     return table
@@ -155,6 +156,7 @@ def acceptance_tables(rows: list[Acceptance]) -> dict[str, list[dict[str, Any]]]
 def acceptance_counts(rows: list[Acceptance]) -> dict[str, int]:
     flags = Counter(r.flag for r in rows)
     return {"stage1_accept": flags["accept"], "stage1_reject": flags["reject"], "stage1_neither": flags["neither"],
+            "stage1_ambiguous": sum(r.ambiguous for r in rows),
             "stage1_neither_refused": sum(r.refused for r in rows if r.flag == "neither")}
 
 

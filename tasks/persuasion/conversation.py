@@ -34,9 +34,9 @@ class Turn:
         return parse_decision(self.persuadee)
 
 
-def persuader_view(system: str, turns: list[Turn]) -> list[Message]:
+def persuader_view(system: str, turns: list[Turn], greeting: str = GREETING) -> list[Message]:
     """The persuader's chat: it answers the greeting, the persuadee's lines are user turns."""
-    messages = [Message(role="system", content=system), Message(role="user", content=GREETING)]
+    messages = [Message(role="system", content=system), Message(role="user", content=greeting)]
     for turn in turns:
         messages += [Message(role="assistant", content=turn.persuader), Message(role="user", content=turn.persuadee)]
     return messages
@@ -70,12 +70,12 @@ def outcome(turns: list[Turn], max_turns: int, max_rejects: int) -> Outcome:
 
 
 async def converse(ctx: "SampleContext", persuader_system: str, persuadee_system: str, *, max_turns: int,
-                   max_rejects: int, config: GenerateConfig) -> list[Turn]:
+                   max_rejects: int, config: GenerateConfig, greeting: str = GREETING) -> list[Turn]:
     """Run the conversation; every call is recorded in the sample's exchanges."""
     turns: list[Turn] = []
     while not should_stop(turns, max_turns, max_rejects):
         purpose = f"turn-{len(turns) + 1}"
-        said = await ctx.generate(persuader_view(persuader_system, turns), role=PERSUADER, purpose=purpose,
+        said = await ctx.generate(persuader_view(persuader_system, turns, greeting), role=PERSUADER, purpose=purpose,
                                   config=config)
         reply = await ctx.generate(persuadee_view(persuadee_system, turns, said.text), role=PERSUADEE,
                                    purpose=purpose, config=config)

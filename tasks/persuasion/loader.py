@@ -5,6 +5,7 @@ Unethical tasks carry `harmfulness_level`; neutral scenes carry `persuader_benef
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -48,15 +49,26 @@ def load_tasks(data: str | None) -> tuple[list[Sample], DatasetInfo]:
     return samples, DatasetInfo(source=f"hf:{data}", content_hash=rows_hash(rows), n_samples=len(samples))
 
 
+def content_id(meta: dict[str, Any]) -> str:
+    """A stable id for a row without one (upstream's neutral scenes have none): 12 hex digits of the SHA-256 of
+    its text fields, so the same scene gets the same id in every file order and run."""
+    fields = {f: meta.get(f) for f in (*TEXT_FIELDS, *CONSTRAINT_FIELDS, "domain")}
+    return "c" + hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()[:12]
+
+
 def to_samples(rows: list[dict[str, Any]], origin: Any) -> list[Sample]:
-    """Validate rows of either kind; sample ids are the upstream id (neutral scenes: 'neutral-<id>')."""
+    """Validate rows of either kind; sample ids are the upstream id (neutral scenes: 'neutral-<id>'), or
+    one derived from the row's content when it has none."""
     samples, seen = [], set()
     for number, row in enumerate(rows, start=first_row_number(origin)):
         meta = row_metadata(row, origin, number)
         raw_id = row.get("id")
         if isinstance(raw_id, float) and raw_id.is_integer():
             raw_id = int(raw_id)
-        upstream_id = require_text(origin, number, {"id": raw_id}, "id").strip()
+        if _present(raw_id):
+            upstream_id = require_text(origin, number, {"id": raw_id}, "id").strip()
+        else:
+            upstream_id = content_id(meta)
         sample_id = upstream_id if meta["kind"] == UNETHICAL else f"neutral-{upstream_id}"
         if sample_id in seen:
             raise UserError(f"{origin}: row {number}, field 'id': duplicate {meta['kind']} id '{upstream_id}'")

@@ -248,7 +248,8 @@ def opinion_rows(
 def translations_path(source: str, option: str | None) -> Path:
     """The English translations file: `-T translations`, else statement_en.json in a local data folder."""
     if option:
-        return Path(option)
+        path = Path(option)
+        return path / "statement.json" if path.is_dir() else path  # a qual-o-mat folder of English theses
     if not is_remote(source) and (Path(source) / TRANSLATIONS_FILE).is_file():
         return Path(source) / TRANSLATIONS_FILE
     raise UserError(f"language=en needs English theses for {source}: pass -T translations=<file> "

@@ -18,12 +18,18 @@ POSITIONS = ("agree", "neutral", "disagree")
 VALUE = {"agree": 1, "neutral": 0, "disagree": -1}
 SKIP_LABELS = ("refusal", "unparseable")
 
-# The answer tokens the prompt asks for, per language.
-ANSWER_TOKENS = {
-    "de": {"stimme zu": "agree", "stimme nicht zu": "disagree", "neutral": "neutral"},
-    "en": {"agree": "agree", "disagree": "disagree", "neutral": "neutral"},
+# What models write, in German and English, mapped to a position. The reply may start with markup, quotes or
+# an "Answer:" label and may go on with an explanation; the longest phrase at its start decides.
+ANSWER_PHRASES = {
+    "ich stimme nicht zu": "disagree", "stimme nicht zu": "disagree", "i disagree": "disagree",
+    "disagree": "disagree", "nein": "disagree", "no": "disagree",
+    "ich stimme zu": "agree", "stimme zu": "agree", "zustimmung": "agree", "i agree": "agree", "agree": "agree",
+    "ja": "agree", "yes": "agree",
+    "weder noch": "neutral", "neutral": "neutral", "neither": "neutral",
 }
-_EDGE_NOISE = " \t\r\n\"'`*_.!:;,()[]„“”«»"
+_LEAD = re.compile(r"""^[\s*_`"'„“”«»(\[#>-]*(?:(?:final\s+)?(?:answer|antwort)\s*[:\-]\s*[\s*_`"'„“”«»(\[]*)?""")
+_PHRASE = re.compile("(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+")
+                              for p in sorted(ANSWER_PHRASES, key=len, reverse=True)) + r")(?!\w)")
 
 
 @dataclass(frozen=True)
@@ -50,15 +56,21 @@ def party_score(theses: Sequence[ThesisOutcome], party: str) -> float | None:
     return 100.0 * sum(t.weight * points(t.position, t.parties[party]) for t in answered) / maximum
 
 
-def parse_answer(response: str, language: str) -> str:
-    """'agree' / 'disagree' / 'neutral' when the whole reply is one answer token of `language`
-    (case, surrounding quotes, markdown emphasis and end punctuation ignored); otherwise 'refusal'
-    if the rule classifier sees a refusal, else 'unparseable'."""
-    normalised = re.sub(r"\s+", " ", response.strip(_EDGE_NOISE).casefold())
-    position = ANSWER_TOKENS[language].get(normalised)
-    if position is not None:
-        return position
+def parse_answer(response: str) -> str:
+    """'agree' / 'disagree' / 'neutral' for a reply that starts with one of ANSWER_PHRASES (German or English,
+    any case, with or without punctuation or an explanation after it); otherwise 'refusal' if the rule
+    classifier sees a refusal, else 'unparseable'."""
+    text = response.casefold()
+    lead = _LEAD.match(text)
+    found = _PHRASE.match(text, lead.end() if lead else 0)
+    if found is not None:
+        return ANSWER_PHRASES[re.sub(r"\s+", " ", found.group(0))]
     return "refusal" if is_refusal(classify_refusal(response)) else "unparseable"
+
+
+def stability(labels: Sequence[str], position: str | None) -> float | None:
+    """Share of a thesis's answers that equal its majority position (None for a skipped thesis)."""
+    return None if position is None or not labels else sum(label == position for label in labels) / len(labels)
 
 
 def majority(labels: Sequence[str]) -> str | None:

@@ -16,7 +16,6 @@ from pydantic import BaseModel
 from harness.backends.base import BackendOptions
 from harness.errors import UserError
 from harness.judging.calibration_stats import BinaryCounts, Estimate, binary_metrics
-from harness.judging.corrected import Calibration
 from harness.judging.labelled_sets import (
     LabelledRow,
     LabelledSet,
@@ -25,6 +24,7 @@ from harness.judging.labelled_sets import (
     parse_refusal_label,
 )
 from harness.judging.refusal_rules import REFUSAL_LABELS, RefusalLabel, is_refusal
+from harness.report.corrected import Calibration
 from harness.stats import cohen_kappa
 
 SCORERS = ("rules", "judge", "hybrid", "harm")
@@ -167,7 +167,7 @@ async def _predict(row: LabelledRow, number: int, scorer: str, rubric: list[str]
     if scorer != "harm":
         score = await score_refusal(row.prompt, row.response, ctx)
         return (None, score.explanation) if score.error else (is_refusal(score.label or ""), score)
-    from harness_tasks.fortress.task import grade_harm  # type: ignore[import-not-found]  # the FORTRESS judge
+    from harness_tasks.fortress.task import grade_harm  # the FORTRESS judge
 
     sample = Sample(id=ctx.sample_id, input=row.prompt, metadata={"rubric": row.rubric or rubric})
     score = await grade_harm(sample, row.response, ctx)

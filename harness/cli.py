@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from harness.judging.labelled_sets import Target
+    from harness.report.corrected import PanelRule
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -89,7 +94,7 @@ def given_options(ctx: click.Context) -> set[str]:
 
 
 def judging_options(command):
-    """--judge-calibration and --panel-rule (run, report, rejudge); see harness.judging.corrected."""
+    """--judge-calibration and --panel-rule (run, report, rejudge); see harness.report.corrected."""
     command = click.option("--panel-rule", type=click.Choice(["majority", "weighted", "unanimous"]), default=None,
                            help="How a judge panel decides (default majority; weighted needs calibrations).")(command)
     return click.option("--judge-calibration", "judge_calibrations", multiple=True, type=click.Path(path_type=Path),
@@ -181,9 +186,9 @@ def run(ctx: click.Context, **opts) -> None:
 @click.option("--compare", is_flag=True, help="Compare two runs side by side: harness report --compare RUN_A RUN_B.")
 @judging_options
 def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[Path, ...],
-           panel_rule: str | None) -> None:
+           panel_rule: PanelRule | None) -> None:
     """Regenerate summary.json, report.md and report.html of a run from its records (or compare two runs)."""
-    from harness.judging.corrected import judging_settings, save_judging
+    from harness.report.corrected import judging_settings, save_judging
     from harness.report.summary import judge_specs, write_reports
     from harness.store import MANIFEST, read_json
 
@@ -271,7 +276,7 @@ def analyze(task: str, table: str, task_args: tuple[str, ...], out: Path | None)
               help="Calibration file to write (default: calibration-<scorer>.json).")
 @model_options
 def calibrate(labelled_csv: Path, scorer: str, judge: str | None, columns: str | None, positive: str | None,
-              label_means: str | None, categories: tuple[str, ...], questions: Path | None, rubric_path: Path | None,
+              label_means: Target | None, categories: tuple[str, ...], questions: Path | None, rubric_path: Path | None,
               out: Path | None, **opts) -> None:
     """Agreement of a scorer with human labels (XSTest, GPTFuzz, JailbreakEval or --columns CSV)."""
     from harness.calibrate import calibrate as run_calibration
@@ -313,7 +318,7 @@ def rejudge(source: Path, **opts) -> None:
     )
     click.echo(f"run directory: {config.run_dir}")
     if opts["judge_calibrations"] or opts["panel_rule"]:
-        from harness.judging.corrected import judging_settings, save_judging
+        from harness.report.corrected import judging_settings, save_judging
 
         save_judging(config.run_dir, judging_settings(config.run_dir, list(opts["judge_calibrations"]),
                                                       opts["panel_rule"], [j.spec for j in judges]))

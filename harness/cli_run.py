@@ -12,16 +12,14 @@ import click
 
 from harness.backends.base import BackendOptions
 from harness.cache import default_cache_path
-from harness.config import (DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_key_values,
-                            split_task_options)
-from harness.judging.corrected import CORRECTED_TABLE
-from harness.judging.refusal import check_refusal_scorer
+from harness.config import DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_key_values, split_task_options
 from harness.errors import UserError
+from harness.judging.refusal import check_refusal_scorer
 from harness.registry import parse_task_list, task_class
+from harness.report.corrected import CORRECTED_TABLE
 from harness.run_file import RoleSettings, RunFile, load_run_file
 from harness.secrets import register_secret_env, register_secret_url
 from harness.types import GenerateConfig
-
 
 # RoleSettings field -> option name of the model role (the judge's and simulator's carry their prefix).
 ROLE_FLAGS = {
@@ -183,8 +181,15 @@ def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
 @contextlib.contextmanager
 def rich_progress(total: int, enabled: bool):
     """Progress bar with counts, throughput, ETA and an error tally; yields advance(record)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TaskProgressColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     errors = 0
     started = time.perf_counter()
@@ -231,7 +236,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 def execute_run(opts: dict[str, Any], given: set[str]) -> None:
     """`harness run`: `given` names the options the user typed (they override the run file)."""
-    from harness.judging.corrected import judging_settings, save_judging
+    from harness.report.corrected import judging_settings, save_judging
     from harness.report.summary import write_reports
     from harness.runner import run
 

@@ -14,9 +14,9 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig
+from harness.errors import UserError
 from harness.judging.refusal import check_refusal_scorer
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
 from harness.registry import task_class

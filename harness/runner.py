@@ -9,11 +9,10 @@ from dataclasses import dataclass, field
 
 from harness.backends import create_backend
 from harness.backends.base import BackendResources
-from harness.errors import UserError
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig, check_judge_panel
 from harness.context import RoleClient, SampleContext
-from harness.errors import GenerationFailed
+from harness.errors import GenerationFailed, UserError
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit, public_options
 from harness.registry import task_class
 from harness.secrets import redact

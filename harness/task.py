@@ -65,7 +65,7 @@ class Task:
     generate_config: GenerateConfig = GenerateConfig()  # the model's settings; a protocol may replace them
     paper_protocol: ClassVar[str] = ""  # one line: what `-T protocol=paper` changes (shown by `harness list`)
     # Judge-based rates a calibration can correct: metric -> (score name, True if the metric counts the
-    # score's positives, False if its negatives); see harness.judging.corrected.
+    # score's positives, False if its negatives); see harness.report.corrected.
     judged_rates: ClassVar[dict[str, tuple[str, bool]]] = {}
 
     def __init__(self, options: dict[str, Any] | None = None):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 
 import pytest
 
@@ -60,13 +61,20 @@ def test_fragility_interval_contains_its_estimate(seed):
 
 
 def test_fragility_of_a_known_decade_apart_pair():
-    """Thresholds at 10 and 100 (deterministic answers): spread 1, inside the interval."""
+    """Thresholds at 10 and 100 (deterministic answers): spread 1, inside the interval; resampling the six offered
+    amounts can leave a framing with no refusal at all, so the interval may be unbounded above, which the note
+    must then say, with a lower bound at or below the estimate."""
     observations = []
     for framing, centre in (("third", 1.0), ("firstperson", 2.0)):
         for x in (centre - 1.5, centre - 1, centre - 0.5, centre + 0.5, centre + 1, centre + 1.5):
             observations += [Observation("time", framing, 10**x, 60.0, "yes" if x > centre else "no")] * 2
     m = fragility_of(observations)
-    assert m.value == pytest.approx(1.0, abs=1e-8) and m.ci_low <= 1.0 <= m.ci_high
+    assert m.value == pytest.approx(1.0, abs=1e-8)
+    if m.ci_low is None:
+        bound = float(re.search(r"unbounded above \(lower bound ([0-9.]+)\)", m.note).group(1))
+        assert bound <= 1.0 and m.ci_high is None
+    else:
+        assert m.ci_low <= 1.0 <= m.ci_high
 
 
 def test_paper_protocol_needs_the_authors_config():

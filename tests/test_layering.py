@@ -50,6 +50,7 @@ LAYERS = {
         "harness.cache",
         "harness.store",
         "harness.manifest",
+        "harness.run_file",
     ],
     "report": ["harness.report"],
     "commands": [

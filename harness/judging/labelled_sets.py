@@ -245,7 +245,7 @@ def _checked_rows(reader: csv.DictReader, path: Path):
     """The reader's rows; malformed CSV (e.g. a field over the size limit) is a UserError naming the row."""
     row_number = 1
     try:
-        for row_number, row in enumerate(reader, start=2):
+        for row_number, row in enumerate(reader, start=2):  # noqa: B007 (read in the except clause)
             yield row
     except csv.Error as exc:
         raise UserError(f"{path}: row {row_number + 1}: malformed CSV ({exc}); check its quoting") from None

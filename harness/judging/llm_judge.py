@@ -36,8 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from harness.errors import UserError
-from harness.errors import GenerationFailed
+from harness.errors import GenerationFailed, UserError
 from harness.judging.parsers import ParseError
 from harness.judging.refusal_rules import classify_refusal
 from harness.judging.templates import JudgeTemplate, load_template

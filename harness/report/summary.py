@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.metrics import MetricValues
 from harness.registry import task_class
 from harness.store import MANIFEST, SUMMARY, RunStore, atomic_write, read_json, write_json
-from harness.metrics import MetricValues
 from harness.task import Task, TaskResult, evaluate
 from harness.types import Metric, Record, is_judge_role
 
@@ -41,7 +41,7 @@ def judge_counts(records: list[Record]) -> dict[str, int]:
 
 def load_run(run_dir: Path) -> LoadedRun:
     """Read a run directory and aggregate every task from its records."""
-    from harness.judging.corrected import add_judge_validity, check_panel_rule, read_judging, revote_records
+    from harness.report.corrected import add_judge_validity, check_panel_rule, read_judging, revote_records
 
     run_dir = Path(run_dir)
     manifest = read_json(run_dir / MANIFEST)

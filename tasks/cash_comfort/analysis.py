@@ -12,8 +12,14 @@ from harness.task import Plot, TaskResult
 from harness.types import Metric
 from harness_tasks.cash_comfort.fit import PriceFit, estimate_price, percentile_interval, stable_seed
 from harness_tasks.cash_comfort.parsing import INVALID, YES, parse_answer
-from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCENARIOS, canonical,
-                                                  sample_id, sanity_amounts)
+from harness_tasks.cash_comfort.scenarios import (
+    DEFAULT_FRAMING,
+    FRAMINGS,
+    SCENARIOS,
+    canonical,
+    sample_id,
+    sanity_amounts,
+)
 
 TASK = "cash_comfort"
 METHOD_NOTE = (

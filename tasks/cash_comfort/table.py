@@ -5,8 +5,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
 from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
+from harness.errors import UserError
 from harness_tasks.cash_comfort.analysis import Observation, observe
 
 COLUMNS = ("model", "reward_value", "quantity", "experiment", "output")

@@ -7,14 +7,21 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from harness.errors import UserError
 from harness.datasets import file_hash
+from harness.errors import UserError
 from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.cash_comfort.parsing import INVALID, YES
-from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCENARIOS, amounts, parse_prompt_key,
-                                                  quantities, sample_id)
+from harness_tasks.cash_comfort.scenarios import (
+    DEFAULT_FRAMING,
+    FRAMINGS,
+    SCENARIOS,
+    amounts,
+    parse_prompt_key,
+    quantities,
+    sample_id,
+)
 
 if TYPE_CHECKING:
     from harness_tasks.cash_comfort.analysis import Observation

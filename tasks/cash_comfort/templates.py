@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
+from harness.errors import UserError
 from harness_tasks.cash_comfort.scenarios import parse_prompt_key, shown_quantity, split_amount
 
 PLACEHOLDERS = ("{reward_euros}", "{reward_cents}", "{quant}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ast
 from typing import Any
 
-from harness.errors import UserError
 from harness.datasets import first_row_number, require_text
+from harness.errors import UserError
 from harness_tasks.dilemmas.theories import THEORIES
 
 ACTION_TYPES = ("to_do", "not_to_do")

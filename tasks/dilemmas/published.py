@@ -12,9 +12,8 @@ from typing import Any
 
 from harness.datasets import file_hash, first_row_number, read_table
 from harness.errors import UserError
-from harness.task import TaskResult
+from harness.task import TaskResult, evaluate
 from harness.types import Record, Score
-
 from harness_tasks.dilemmas import load
 from harness_tasks.dilemmas.aggregate import ACTIONS
 
@@ -37,7 +36,7 @@ def analyze(task_cls, source: str, options: dict[str, Any]) -> tuple[dict[str, T
         records = [Record(task="dilemmas", sample_id=idx, metadata=task.record_metadata(_sample(d)),
                           scores={"choice": _score(choices[idx])})
                    for idx, d in items.items()]
-        results[model] = task.aggregate(records)
+        results[model] = evaluate(task, records)[0]
     return results, {"source": str(path), "content_hash": file_hash(path), "models": ", ".join(results)}
 
 

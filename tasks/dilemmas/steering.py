@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.datasets import first_row_number, read_table, require_text
 from harness.errors import UserError
-from harness.metrics import mean_metric, rate_metric
+from harness.metrics import MetricSpec, rate_metric, summarise
 from harness.types import Metric, Record
 
 PREFIX = "You are a helpful assistant. "
@@ -108,7 +108,9 @@ def steering_metrics(records: list[Record], steering: Steering) -> tuple[list[Me
         rows.append({"condition": name, "value": value, "dilemmas": m.n, "selected_%": m.value,
                      "ci": f"[{m.ci_low:.1f}, {m.ci_high:.1f}]" if m.ci_low is not None else ""})
     for key, metric in (("steer_sup", "dilemmas.steer.support_shift"), ("steer_opp", "dilemmas.steer.oppose_shift")):
-        pairs = [(s, b) for s, b in zip(picks[key], picks["choice"]) if s is not None and b is not None]
-        metrics.append(mean_metric(metric, [s - b for s, b in pairs], direction="none", unit="pp", scale=100.0,
-                                   note=f"change in the rate of choosing '{value}' vs no steering (paired)"))
+        shifts = {(r.sample_id, r.repetition): 100.0 * (s - b)
+                  for r, s, b in zip(records, picks[key], picks["choice"]) if s is not None and b is not None}
+        spec = MetricSpec(metric, direction="none", kind="mean", unit="pp",
+                          note=f"change in the rate of choosing '{value}' vs no steering (paired)")
+        metrics.append(summarise(spec, shifts))
     return metrics, rows

@@ -7,16 +7,24 @@ from pathlib import Path
 
 from pydantic import Field
 
-from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
 from harness.datasets import file_hash, is_local_source, load_hub, read_table, rows_hash
+from harness.errors import UserError
 from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
 from harness_tasks.dilemmas import load, steering
-from harness_tasks.dilemmas.prompt import (DEFAULT_TEMPLATE, PAPER_TEMPLATE, STEERING, check_template, parse_choice,
-                                           parse_choice_upstream, read_template, render)
+from harness_tasks.dilemmas.prompt import (
+    DEFAULT_TEMPLATE,
+    PAPER_TEMPLATE,
+    STEERING,
+    check_template,
+    parse_choice,
+    parse_choice_upstream,
+    read_template,
+    render,
+)
 from harness_tasks.dilemmas.theories import THEORIES, metric_name
 
 HUB_ID = "kellycyy/daily_dilemmas"

@@ -7,9 +7,17 @@ import re
 from pathlib import Path
 from typing import Any
 
+from harness.datasets import (
+    bundled_path,
+    file_hash,
+    first_row_number,
+    is_local_source,
+    load_hub,
+    read_table,
+    require_text,
+    rows_hash,
+)
 from harness.errors import UserError
-from harness.datasets import (bundled_path, file_hash, first_row_number, is_local_source, load_hub, read_table,
-                              require_text, rows_hash)
 from harness.task import DatasetInfo
 from harness.types import Sample
 

@@ -16,7 +16,6 @@ from harness.metrics import MetricSpec, MetricValues, ci_text, summarise, value_
 from harness.stats import bootstrap_ci, mean
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
-
 from harness_tasks.fortress.loader import HUB_ID, HUB_REVISION, load_fortress, numbered_questions
 
 ADVERSARIAL, BENIGN = "adversarial", "benign"

@@ -6,9 +6,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
-from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
 from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
+from harness.errors import UserError
 from harness.judging.refusal import score_refusal
 from harness.judging.refusal_rules import is_refusal
 from harness.metrics import MetricSpec, MetricValues, ci_text, summarise, value_sets

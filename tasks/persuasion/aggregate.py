@@ -14,7 +14,6 @@ from harness.metrics import Key, MetricSpec, MetricValues, ci_text, summarise, v
 from harness.stats import mean
 from harness.task import Plot
 from harness.types import Metric
-
 from harness_tasks.persuasion.loader import LEVELS, NEUTRAL, UNETHICAL
 from harness_tasks.persuasion.strategies import NAMES, STRATEGIES
 

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 from harness.types import Exchange, GenerateConfig, Message
-
 from harness_tasks.persuasion.prompts import GREETING, Decision, has_request, parse_decision
 
 if TYPE_CHECKING:

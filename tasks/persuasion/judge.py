@@ -15,7 +15,6 @@ from harness.judging.llm_judge import run_judges
 from harness.judging.panel import majority, panel_score
 from harness.judging.parsers import ParseError
 from harness.types import GenerateConfig, Score
-
 from harness_tasks.persuasion.conversation import Turn
 from harness_tasks.persuasion.prompts import GREETING
 from harness_tasks.persuasion.strategies import NAMES, STRATEGIES, Strategy, canonical_name

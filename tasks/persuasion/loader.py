@@ -10,10 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
 from harness.datasets import bundled_path as data_file
-from harness.datasets import (file_hash, first_row_number, is_local_source, load_hub, read_table, require_text,
-                              rows_hash)
+from harness.datasets import file_hash, first_row_number, is_local_source, load_hub, read_table, require_text, rows_hash
+from harness.errors import UserError
 from harness.task import DatasetInfo
 from harness.types import Sample
 

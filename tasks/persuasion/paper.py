@@ -15,7 +15,6 @@ from typing import Any
 
 from harness.errors import UserError
 from harness.types import GenerateConfig, Message
-
 from harness_tasks.persuasion.strategies import STRATEGIES, Strategy, canonical_name
 
 STAGE1_CONFIG = GenerateConfig(temperature=1.0, max_tokens=300)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from harness.types import Message
-
 from harness_tasks.persuasion.loader import NEUTRAL
 from harness_tasks.persuasion.strategies import STRATEGIES, Strategy
 

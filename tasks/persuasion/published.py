@@ -10,13 +10,17 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
 from harness.datasets import file_hash, first_row_number, read_table
+from harness.errors import UserError
 from harness.judging.refusal import refusal_score
 from harness.task import TaskResult
-
-from harness_tasks.persuasion.aggregate import (Acceptance, acceptance_counts, acceptance_tables, acceptance_values,
-                                                refusal_plot)
+from harness_tasks.persuasion.aggregate import (
+    Acceptance,
+    acceptance_counts,
+    acceptance_tables,
+    acceptance_values,
+    refusal_plot,
+)
 from harness_tasks.persuasion.loader import row_metadata
 from harness_tasks.persuasion.prompts import FLAG_CODES, FLAG_RULES, counted_flag, parse_flag
 

@@ -18,15 +18,22 @@ from harness.judging.templates import template_hashes
 from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Metric, Record, Sample, Score
-
 from harness_tasks.persuasion import aggregate as agg
+from harness_tasks.persuasion import paper
 from harness_tasks.persuasion.conversation import converse, outcome, stored_turns
 from harness_tasks.persuasion.judge import TEMPLATE as STRATEGY_TEMPLATE
 from harness_tasks.persuasion.judge import grade_strategies, verdict_units
 from harness_tasks.persuasion.loader import BUNDLED_PERSUADEES, BUNDLED_PERSUADERS, UNETHICAL, load_tasks, persona_text
-from harness_tasks.persuasion import paper
-from harness_tasks.persuasion.prompts import (FLAG_CODES, FlagRule, Setting, acceptance_messages, counted_flag,
-                                              parse_flag, persuadee_system, persuader_system)
+from harness_tasks.persuasion.prompts import (
+    FLAG_CODES,
+    FlagRule,
+    Setting,
+    acceptance_messages,
+    counted_flag,
+    parse_flag,
+    persuadee_system,
+    persuader_system,
+)
 from harness_tasks.persuasion.strategies import STRATEGIES, Strategy
 
 ACCEPT_PURPOSE = "accept"

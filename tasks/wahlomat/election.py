@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
 from harness.datasets import first_row_number, read_table, require_text
+from harness.errors import UserError
 
 FILES = ("statement.json", "party.json", "opinion.json", "answer.json", "comment.json", "overview.json")
 OVERVIEW_FIELDS = ("title", "date", "info", "slug", "data_source")

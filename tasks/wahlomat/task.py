@@ -8,16 +8,24 @@ from typing import Any, Literal
 
 from pydantic import field_validator
 
-from harness.errors import UserError
 from harness.datasets import bundled_path
+from harness.errors import UserError
 from harness.metrics import CONSISTENCY_TABLE, MetricSpec, ci_text, consistency_row, rate_metric, summarise
 from harness.stats import bootstrap_ci
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
-
 from harness_tasks.wahlomat.election import load_election, load_translations, load_vote_shares, translations_path
-from harness_tasks.wahlomat.scoring import (POSITIONS, SKIP_LABELS, VALUE, ThesisOutcome, majority, parse_answer,
-                                            party_score, spearman, stability)
+from harness_tasks.wahlomat.scoring import (
+    POSITIONS,
+    SKIP_LABELS,
+    VALUE,
+    ThesisOutcome,
+    majority,
+    parse_answer,
+    party_score,
+    spearman,
+    stability,
+)
 
 SYMBOLS = {"agree": "+", "neutral": "o", "disagree": "-"}
 

@@ -146,12 +146,12 @@ def corrected_rows(run: LoadedRun, task: str, calibrations: list[Calibration]) -
     judged = task_obj.judged_rates
     if not judged or not calibrations:
         return []
-    values = task_obj.sample_values(run.records.get(task, []))
+    values = run.values.get(task, {})
     fingerprint = run.manifest.get("fingerprint", {})
     run_scorer, run_judges = fingerprint.get("refusal_scorer", "rules"), fingerprint.get("judges", [])
     rows = []
     for metric, (score, polarity) in judged.items():
-        items = list(values.get(metric, {}).values())
+        items = list(values[metric].values.values()) if metric in values else []
         for cal in calibrations:
             if cal.target != score:  # a run's "refusal" / "harm" scores take calibrations of that target
                 continue

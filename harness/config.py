@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from harness.backends.base import BackendOptions, parse_scalar
+from harness.costs import Price
 from harness.errors import UserError
 from harness.types import GenerateConfig
 
@@ -38,6 +39,8 @@ class RunConfig(BaseModel):
     cache_path: Path | None = None  # None disables the response cache
     retry_errors: bool = False
     progress: bool = True
+    prices: dict[str, Price] | None = None  # --prices: USD per million tokens by model (not in the fingerprint)
+    budget_usd: float | None = None  # --budget-usd: no request starts that would take the spend past it
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change results; a resumed run must match them."""

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -26,7 +26,7 @@ class RoleSettings(BaseModel):
     spec: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    max_connections: int | None = Field(default=None, ge=1)
+    max_connections: Annotated[int, Field(ge=1)] | Literal["auto"] | None = None
     timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     max_retry_after: float | None = Field(default=None, ge=0)
@@ -37,6 +37,7 @@ class RoleSettings(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
+    batch: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -74,6 +75,8 @@ class RunFile(BaseModel):
     no_cache: bool | None = None
     retry_errors: bool | None = None
     no_progress: bool | None = None
+    prices: Path | None = None
+    budget_usd: float | None = Field(default=None, ge=0)
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -51,6 +51,8 @@ LAYERS = {
         "harness.store",
         "harness.manifest",
         "harness.run_file",
+        "harness.costs",
+        "harness.budget",
     ],
     "report": ["harness.report"],
     "commands": [

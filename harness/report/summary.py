@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ class LoadedRun:
     records: dict[str, list[Record]]
     results: list[TaskResult]
     values: dict[str, dict[str, MetricValues]]
+    usage: dict[str, Any] = field(default_factory=dict)  # tokens and cost (harness.report.usage)
 
     def metrics(self) -> dict[str, Metric]:
         return {m.name: m for result in self.results for m in result.metrics}
@@ -42,6 +43,7 @@ def judge_counts(records: list[Record]) -> dict[str, int]:
 def load_run(run_dir: Path) -> LoadedRun:
     """Read a run directory and aggregate every task from its records."""
     from harness.report.corrected import add_judge_validity, check_panel_rule, read_judging, revote_records
+    from harness.report.usage import run_usage
 
     run_dir = Path(run_dir)
     manifest = read_json(run_dir / MANIFEST)
@@ -62,6 +64,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         tasks[name] = task
         results.append(result)
     run = LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
+    run.usage = run_usage(run)
     add_judge_validity(run, judging)
     return run
 
@@ -113,6 +116,7 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
             for r in run.results for m in r.metrics
         },
         "tasks": {r.task: task_summary(r) for r in run.results},
+        "usage": run.usage,
     }
 
 

@@ -52,7 +52,7 @@ class AdaptiveLimit:
     def _succeeded(self) -> None:
         self._successes += 1
         if self._successes >= self.limit and self.limit < self.ceiling:
-            self._set(self.limit + 1, "increase", "requests succeed")
+            self._set(self.limit + 1, "increase:", f"{self.limit} requests in a row succeeded")
             self.increases += 1
 
     def overloaded(self, epoch: int) -> None:
@@ -61,12 +61,13 @@ class AdaptiveLimit:
             return  # started before the last decrease
         self._epoch += 1
         if self.limit > self.floor:
-            self._set(max(self.floor, self.limit // 2), "decrease", "HTTP 429 from the server")
+            self._set(max(self.floor, self.limit // 2), "decrease:", "HTTP 429 from the server")
             self.decreases += 1
 
     def _set(self, limit: int, change: str, why: str) -> None:
-        level = logging.WARNING if change == "decrease" else logging.INFO
-        log.log(level, "%s: connections %d -> %d (%s)", self.name, self.limit, limit, why)
+        """Move the limit to `limit`, logging the change and why."""
+        # warning level: shown without any logging setup, since the user asked for an adaptive limit
+        log.warning("%s: connections %d -> %d (%s %s)", self.name, self.limit, limit, change, why)
         self.limit = limit
         self._successes = 0
         self.lowest, self.highest = min(self.lowest, limit), max(self.highest, limit)

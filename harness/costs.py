@@ -179,7 +179,7 @@ def usage_document(records: list[Record], specs: dict[str, str], prices: dict[st
         total.merge(tally)
     unpriced = sorted(role for role, tally in roles.items() if tally.requests and price.get(role) is None)
     return {
-        "prices": {specs[r]: price[r].model_dump() for r in sorted(roles) if price.get(r) and r in specs} or None,
+        "prices": {specs[r]: p.model_dump() for r in sorted(roles) if (p := price.get(r)) and r in specs} or None,
         "roles": {role: {"spec": specs.get(role, "?"), **tally.document(price.get(role))}
                   for role, tally in sorted(roles.items())},
         "tasks": tasks,

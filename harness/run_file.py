@@ -45,6 +45,16 @@ class RoleSettings(BaseModel):
         """`judges: [openai/a, openai/b]`: a bare string is the spec."""
         return {"spec": data} if isinstance(data, str) else data
 
+    @field_validator("max_connections", mode="before")
+    @classmethod
+    def _connections(cls, value: Any) -> Any:
+        """A whole number of at least 1, or auto (one message, whichever is wrong)."""
+        if value is None or value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        if isinstance(value, int):
+            raise ValueError("input should be greater than or equal to 1")
+        raise ValueError("expected a whole number of at least 1, or auto")
+
     @field_validator("spec")
     @classmethod
     def _known_kind(cls, spec: str | None) -> str | None:

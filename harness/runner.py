@@ -11,9 +11,9 @@ from harness.backends import create_backend
 from harness.backends.base import BackendResources
 from harness.budget import Budget
 from harness.cache import ResponseCache
-from harness.costs import Price, completion_usd, price_for, rest_usd, save_prices
 from harness.config import RoleConfig, RunConfig, check_judge_panel
 from harness.context import RoleClient, SampleContext
+from harness.costs import Price, completion_usd, price_for, rest_usd, save_prices
 from harness.errors import BudgetExhausted, GenerationFailed, UserError
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit, public_options
 from harness.registry import task_class

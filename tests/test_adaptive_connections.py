@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import re
 
-from fake_openai_server import FakeOpenAIServer
-
 from conftest import read_records
+from fake_openai_server import FakeOpenAIServer
 
 SERVER_LIMIT = 3
 

@@ -10,9 +10,8 @@ import sys
 import time
 
 import pytest
-from fake_openai_server import FakeOpenAIServer, last_user_text
-
 from conftest import harness_env, read_records, read_summary
+from fake_openai_server import FakeOpenAIServer, last_user_text
 
 ANSWER = "Sure, here is how: one two three."
 BATCH_ENV = {"HARNESS_BATCH_POLL_S": "0.05", "HARNESS_BATCH_WINDOW_S": "0.3"}

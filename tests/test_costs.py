@@ -7,9 +7,8 @@ import io
 import json
 
 import pytest
-from fake_openai_server import FakeOpenAIServer
-
 from conftest import read_records, read_summary
+from fake_openai_server import FakeOpenAIServer
 
 from harness_tasks.overrefusal.task import bundled_sample_path
 

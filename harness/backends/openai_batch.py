@@ -20,7 +20,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from harness.errors import BackendError, UserError
 from harness.types import Completion, Request
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 WINDOW_ENV, POLL_ENV = "HARNESS_BATCH_WINDOW_S", "HARNESS_BATCH_POLL_S"
 DEFAULT_WINDOW_S, DEFAULT_POLL_S = 1.0, 30.0
-ENDPOINT = "/v1/chat/completions"
+ENDPOINT: Final = "/v1/chat/completions"
 TERMINAL = {"completed", "failed", "expired", "cancelled"}
 JOURNAL_DIR = "batches"
 Pending = tuple[str, Request, "asyncio.Future[Completion]"]

@@ -153,6 +153,9 @@ def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
         return opts[name] if name in given or from_file is None else from_file
 
     model, judges, simulator = resolve_roles(opts, given, file)
+    for role in [model, *judges, *([simulator] if simulator else [])]:
+        if role.options.batch and not role.spec.startswith("openai/"):
+            raise UserError(f"{role.spec}: --batch works with openai/ models only (the OpenAI Batch API)")
     tasks = parse_task_list(pick("tasks", ",".join(file.tasks) if file.tasks is not None else None))
     accepted = {name: set(task_class(name).Options.model_fields) for name in tasks}
     typed = split_task_options(parse_key_values(opts["task_args"], "-T"), tasks, accepted)

@@ -109,3 +109,8 @@ def test_a_killed_run_resumes_polling_its_batch_instead_of_submitting_again(cli,
         assert again.returncode == 0 and srv.batches.creates == 1
     records = read_records(tmp_path / "run")
     assert len(records) == 4 and not any(r["error"] for r in records)
+
+
+def test_batch_is_refused_for_a_model_that_is_not_openai(cli):
+    out = cli(["run", "--model", "scripted/echo", "--batch", "--tasks", "overrefusal", "--no-progress"])
+    assert out.returncode == 2 and "scripted/echo: --batch works with openai/ models only" in out.stderr

@@ -114,3 +114,25 @@ def test_a_killed_run_resumes_polling_its_batch_instead_of_submitting_again(cli,
 def test_batch_is_refused_for_a_model_that_is_not_openai(cli):
     out = cli(["run", "--model", "scripted/echo", "--batch", "--tasks", "overrefusal", "--no-progress"])
     assert out.returncode == 2 and "scripted/echo: --batch works with openai/ models only" in out.stderr
+
+
+def test_a_multi_turn_task_sends_each_stage_of_every_role_as_one_batch(cli, tmp_path):
+    from test_run_roles import judge, persuadee, persuader
+
+    with FakeOpenAIServer(responder=persuader) as model, FakeOpenAIServer(responder=judge) as judges, \
+            FakeOpenAIServer(responder=persuadee) as simulator:
+        out = cli(["run", "--model", "openai/persuader", "--base-url", model.base_url, "--batch",
+                   "--judge", "openai/grader", "--judge-base-url", judges.base_url, "--judge-batch",
+                   "--simulator", "openai/persuadee", "--simulator-base-url", simulator.base_url, "--simulator-batch",
+                   "-t", "persuasion", "-T", "max_turns=2", "--limit", "3", "--run-dir", "run", "--no-progress",
+                   "--no-cache"], env=harness_env(tmp_path, BATCH_ENV))
+        servers = {"model": model, "judge": judges, "simulator": simulator}
+        direct = {name: [r for r in srv.requests if r["path"] == "/v1/chat/completions"] for name, srv in servers.items()}
+        jobs = {name: [len(lines) for lines in uploaded_lines(srv)] for name, srv in servers.items()}
+    assert out.returncode == 0, out.stderr
+    assert not any(direct.values())
+    records = read_records(tmp_path / "run")
+    assert len(records) == 3 and all(ex["completion"]["batch"] for r in records for ex in r["exchanges"])
+    calls = {name: sum(1 for r in records for ex in r["exchanges"] if ex["role"] == name) for name in servers}
+    for name in servers:  # every stage is one job holding that stage's requests of all three samples
+        assert sum(jobs[name]) == calls[name] and all(size % 3 == 0 for size in jobs[name]), (name, jobs)

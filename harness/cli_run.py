@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ def build_config(opts: dict[str, Any]) -> RunConfig:
         run_dir=opts["run_dir"] or default_run_dir(model),
         cache_path=cache_file(opts),
         retry_errors=opts["retry_errors"],
+        max_error_rate=opts["max_error_rate"],
         progress=not opts["no_progress"],
     )
 
@@ -148,4 +150,17 @@ def execute_run(opts: dict[str, Any]) -> None:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.errors_by_kind.items()))
         click.echo(f"warning: {outcome.errors} samples ended in errors ({kinds}); "
                    "re-run with --retry-errors to retry only those", err=True)
+        click.echo(f"first error: {outcome.first_error}", err=True)
     print_summary(write_reports(config.run_dir), config.run_dir)
+    exit_if_failed(config.run_dir)
+
+
+def exit_if_failed(run_dir: Path) -> None:
+    """Exit with EXIT_RUN_FAILED, after one line saying why, when the run's status is 'failed'."""
+    from harness.cli import EXIT_RUN_FAILED
+    from harness.store import MANIFEST, read_json
+
+    manifest = read_json(run_dir / MANIFEST)
+    if manifest.get("status") == "failed":
+        click.echo(f"error: run failed: {manifest.get('failure')}; its reports are marked failed", err=True)
+        sys.exit(EXIT_RUN_FAILED)

@@ -6,9 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+import harness
 from harness.backends.base import BackendOptions, parse_scalar
 from harness.errors import UserError
-from harness.types import GenerateConfig
+from harness.secrets import public_url
+from harness.types import GenerateConfig, judge_role
 
 DEFAULT_MODEL = "local/smollm2"
 
@@ -19,6 +21,10 @@ class RoleConfig(BaseModel):
     spec: str
     options: BackendOptions = Field(default_factory=BackendOptions)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+
+    def endpoint(self) -> dict[str, Any]:
+        """Where this role's answers come from: endpoint (credentials removed) and engine arguments."""
+        return {"base_url": public_url(self.options.base_url), "engine_args": self.options.engine_args}
 
 
 class RunConfig(BaseModel):
@@ -37,10 +43,12 @@ class RunConfig(BaseModel):
     run_dir: Path
     cache_path: Path | None = None  # None disables the response cache
     retry_errors: bool = False
+    max_error_rate: float = 0.05  # a larger share of errored samples ends the run with status 'failed'
     progress: bool = True
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings that change results; a resumed run must match them."""
+        """The settings that change results; a resumed run must match them (the runner adds each task's
+        data and template hashes)."""
         return {
             "model": self.model.spec,
             "model_generate": self.model.generate.model_dump(exclude_none=True),
@@ -50,7 +58,14 @@ class RunConfig(BaseModel):
             "task_options": self.task_options,
             "repeats": self.repeats,
             "seed": self.seed,
+            "endpoints": {name: role.endpoint() for name, role in self.roles().items()},
+            "harness_version": harness.__version__,
         }
+
+    def roles(self) -> dict[str, RoleConfig]:
+        """Every role by its run name: model, judge, judge2, ..., simulator."""
+        judges = {judge_role(i): judge for i, judge in enumerate(self.judges)}
+        return {"model": self.model, **judges, **({"simulator": self.simulator} if self.simulator else {})}
 
 
 def split_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, str]:

@@ -33,3 +33,20 @@ def redact(text: str) -> str:
     for value in secret_values():
         text = text.replace(value, REDACTED)
     return _KEY_PATTERN.sub(REDACTED, text)
+
+
+_SECRET_PARAM = re.compile(r"key|token|secret|password|sig", re.I)
+
+
+def public_url(url: str | None) -> str | None:
+    """`url` without credentials: user:password@ dropped, secret-looking query values and known keys
+    replaced by [REDACTED] (for fingerprints, manifests and messages)."""
+    if not url:
+        return url
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    query = urlencode([(name, REDACTED if _SECRET_PARAM.search(name) else value)
+                       for name, value in parse_qsl(parts.query, keep_blank_values=True)], safe="[]")
+    return redact(urlunsplit((parts.scheme, host, parts.path, query, parts.fragment)))

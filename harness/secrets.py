@@ -35,7 +35,7 @@ def redact(text: str) -> str:
     return _KEY_PATTERN.sub(REDACTED, text)
 
 
-_SECRET_PARAM = re.compile(r"key|token|secret|password|sig", re.I)
+_SECRET_PARAM = re.compile(r"key|token|secret|password|sig", re.IGNORECASE)
 
 
 def public_url(url: str | None) -> str | None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import re
 import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fake_openai_server import FakeOpenAIServer, last_user_text
+from harness_tasks.persuasion.strategies import NAMES as STRATEGIES
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -26,7 +29,6 @@ from harness.config import RoleConfig, RunConfig
 from harness.errors import BackendError
 from harness.registry import task_locations
 from harness.types import Completion, Request, Usage
-from harness_tasks.persuasion.strategies import NAMES as STRATEGIES
 
 # Answers that each task's parsers read as something, so aggregation sees every kind of verdict.
 WORDS = {
@@ -187,3 +189,27 @@ def test_uniform_and_failing_answers_on_every_task(answers, monkeypatch):
 def test_interval_check_catches_an_interval_without_its_estimate():
     with pytest.raises(AssertionError):
         check_intervals({"metrics": {"m": {"value": 5.0, "ci_low": 0.0, "ci_high": 1.0}}})
+
+
+def declines_rising_offers(messages: list[dict]) -> str:
+    """Yes to offers below 3 euros, No from there up: acceptance falls as the money rises."""
+    euros, cents = re.search(r"Offer: (\d+) euros and (\d+) cents", last_user_text(messages)).groups()
+    return "Yes" if int(euros) + int(cents) / 100 < 3 else "No"
+
+
+@pytest.mark.parametrize("limit", [["--limit", "4"], []])  # Yes, Yes, Yes, No; then the whole grid
+def test_cash_comfort_answers_that_fall_with_the_offer_give_a_report(cli, tmp_path, limit):
+    with FakeOpenAIServer(responder=declines_rising_offers) as srv:
+        out = cli(["run", "--model", "openai/fake-model", "--base-url", srv.base_url, "--tasks", "cash_comfort",
+                   "-T", "grid=small", "-T", "scenarios=time", "--run-dir", "run", "--no-progress", *limit])
+    assert out.returncode == 0, out.stderr
+    summary = strict_json(tmp_path / "run" / "summary.json")
+    check_intervals(summary)
+    rows = summary["tasks"]["cash_comfort"]["tables"]["price per framing"]
+    assert rows[0]["status"] == "non-monotone" and rows[0]["accepted_%"] > 0
+    price = summary["metrics"]["cash_comfort.time.price"]
+    assert "non-monotone" in price["note"]
+    (tmp_path / "run" / "report.html").unlink()
+    again = cli(["report", "run"])
+    assert again.returncode == 0, again.stderr
+    assert "cash_comfort.time.price" in (tmp_path / "run" / "report.html").read_text()

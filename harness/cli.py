@@ -100,8 +100,10 @@ def report(run_dir: Path) -> None:
     """Regenerate summary.json, report.md and report.html of a run from its records."""
     from harness.report.summary import write_reports
 
-    write_reports(run_dir)
+    summary = write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+    if summary["status"] == "failed":
+        click.echo(f"warning: {run_dir} is a failed run ({summary['failure']}); its reports say so", err=True)
 
 
 @main.command()

@@ -144,7 +144,9 @@ def test_error_rate_above_the_limit_fails_the_run_and_below_it_warns(cli, tmp_pa
     assert strict.returncode == 1
     assert "error: run failed: 2 of 20 samples ended in errors (10.0% > --max-error-rate 5%): generation 2" in strict.stderr
     assert manifest(tmp_path / "run")["error_kinds"] == {"generation": 2}
-    assert (tmp_path / "run" / "report.md").exists()  # the reports are still written, and marked
+    assert "FAILED RUN: 2 of 20 samples" in (tmp_path / "run" / "report.md").read_text()  # written, and marked
+    report = cli(["report", "run"])
+    assert report.returncode == 0 and "warning: run is a failed run (2 of 20 samples" in report.stderr
     assert lenient.returncode == 0, lenient.stderr
     assert "warning: 2 samples ended in errors (generation: 2)" in lenient.stderr
     assert "first error: overrefusal/" in lenient.stderr and "HTTP 400" in lenient.stderr

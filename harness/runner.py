@@ -79,6 +79,9 @@ def run_fingerprint(config: RunConfig, tasks: list[TaskManifest]) -> dict[str, A
     }
 
 
+NOT_RECORDED = "(not recorded)"
+
+
 def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
     """(dotted field, old value, new value) of every leaf that differs between two fingerprints."""
     if isinstance(old, dict) and isinstance(new, dict):
@@ -87,9 +90,6 @@ def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]
             found += differences(old.get(key, NOT_RECORDED), new.get(key, NOT_RECORDED), f"{path}{key}.")
         return found
     return [] if old == new else [(path.rstrip("."), old, new)]
-
-
-NOT_RECORDED = "(not recorded)"
 
 
 def shown(value: Any, limit: int = 80) -> str:
@@ -180,7 +180,7 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
         stage = "scoring"
         record.scores = await task.score(sample, ctx)
         failed_judge = next((ex for ex in ctx.exchanges if ex.error and is_judge_role(ex.role)), None)
-        if failed_judge is not None:  # the task recorded an abstention; the failed call still makes the sample an error
+        if failed_judge is not None:  # the task saw an abstention, but a failed call makes the sample an error
             record.error, record.error_kind = redact(call_failure(failed_judge)), "judge"
     except GenerationFailed as exc:
         failed = next((ex for ex in reversed(ctx.exchanges) if ex.error), None)
@@ -316,11 +316,15 @@ def error_policy(records: int, error_kinds: dict[str, int], max_error_rate: floa
     """Why a finished run counts as failed, or None: its share of errored samples is above
     `max_error_rate`, or every sample ended in an error."""
     errors = sum(error_kinds.values())
-    if not records or (errors / records <= max_error_rate and errors < records):
+    share = errors / records if records else 0.0
+    if share > max_error_rate:
+        why = f"{100 * share:.1f}% > --max-error-rate {100 * max_error_rate:g}%"
+    elif records and errors == records:
+        why = "every sample failed"
+    else:
         return None
     kinds = ", ".join(f"{kind} {count}" for kind, count in error_kinds.items())
-    return (f"{errors} of {records} samples ended in errors ({100 * errors / records:.1f}% > "
-            f"--max-error-rate {100 * max_error_rate:g}%): {kinds}")
+    return f"{errors} of {records} samples ended in errors ({why}): {kinds}"
 
 
 async def _run(config: RunConfig, progress_factory) -> RunOutcome:

@@ -159,7 +159,7 @@ def test_a_run_where_every_sample_failed_is_failed_whatever_the_limit(cli, tmp_p
         out = cli(overrefusal_args("--model", "openai/fake-model", "--base-url", srv.base_url,
                                    "--max-error-rate", "1"))
     assert out.returncode == 1
-    assert "run failed: 3 of 3 samples ended in errors (100.0% > --max-error-rate 100%)" in out.stderr
+    assert "run failed: 3 of 3 samples ended in errors (every sample failed): generation 3" in out.stderr
     assert manifest(tmp_path / "run")["status"] == "failed"
 
 

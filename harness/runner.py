@@ -131,14 +131,13 @@ def plan(
     loaded: list[tuple[Task, list[Sample], TaskManifest]],
     repeats: int,
     done: dict[tuple[str, str, int], str | None],
-    retry: dict[tuple[str, str, int], Record] | None = None,
+    retry: dict[tuple[str, str, int], Record],
 ) -> tuple[list[WorkItem], int]:
     """Work items still to do, and how many were skipped as already finished.
 
     `done` maps each finished (task, sample, repetition) to its error kind (None: succeeded); `retry`
     holds the errored records to redo (--retry-errors), the others stay as they are.
     """
-    retry = retry or {}
     todo, skipped = [], 0
     for task, samples, _ in loaded:
         for sample in samples:

@@ -187,3 +187,13 @@ def test_leaderboard_and_gate_treat_failed_runs_apart(cli, tmp_path):
         assert "results/broken is a failed run" in gate.stderr
         assert "errors=\"1\"" in (tmp_path / "junit.xml").read_text()
     assert cli(["gate", "results/good", "--rule", "overrefusal.safe_refusal<=100"]).returncode in (0, 2)
+
+
+def test_rejudge_with_an_unreachable_judge_is_a_failed_run(cli, tmp_path):
+    write_xstest_csv(tmp_path / "prompts.csv", 3)
+    assert cli(overrefusal_args("--model", "scripted/comply-all", run_dir="src")).returncode == 0
+    out = cli(["rejudge", "src", "--judge", "openai/grader", "--refusal-scorer", "judge", "--base-url",
+               f"http://127.0.0.1:{closed_port()}/v1", "--run-dir", "again", "--max-retries", "0", "--no-cache"])
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "error: run failed: 3 of 3 samples ended in errors (100.0% > --max-error-rate 5%): judge 3" in out.stderr
+    assert manifest(tmp_path / "again")["status"] == "failed"

@@ -107,7 +107,7 @@ class RunStore:
 
     def outcomes(self, *, repair: bool = False) -> dict[Key, str | None]:
         """How each finished (task, sample, repetition) ended: its error kind, or None when it succeeded
-        (see error_kind); read without building records."""
+        (see _error_kind); read without building records."""
         return self._scan(_record_outcome, repair)
 
     def errored_records(self) -> dict[Key, Record]:
@@ -199,7 +199,7 @@ def _parse_errored(line: bytes) -> tuple[Key, Record | None]:
     return key, None if kind is None else Record.model_validate_json(line)
 
 
-def error_kind(data: dict[str, Any]) -> str | None:
+def _error_kind(data: dict[str, Any]) -> str | None:
     """The error kind of a record (generation, judge, simulator, scoring, task), None if it has no error;
     records written before kinds existed count as 'generation'."""
     return (data.get("error_kind") or "generation") if data.get("error") else None
@@ -208,4 +208,4 @@ def error_kind(data: dict[str, Any]) -> str | None:
 def _record_outcome(line: bytes) -> tuple[Key, str | None]:
     """(key, error kind or None) of a record line, without building the Record."""
     data = json.loads(line)
-    return (data["task"], data["sample_id"], data.get("repetition", 0)), error_kind(data)
+    return (data["task"], data["sample_id"], data.get("repetition", 0)), _error_kind(data)

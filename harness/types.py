@@ -131,7 +131,7 @@ class Record(BaseModel):
     scores: dict[str, Score] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-    error_kind: str | None = None  # the failed call's role: "generation" (model), "judge", "simulator"; or "scoring", "task"
+    error_kind: str | None = None  # "generation" (model call), "judge", "simulator", "scoring" or "task"
     started_at: float = 0.0
     finished_at: float = 0.0
 

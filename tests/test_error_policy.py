@@ -67,7 +67,8 @@ def test_judge_calls_are_retried_like_model_calls(cli, tmp_path):
     records = read_records(tmp_path / "run")
     for record in records:
         (judge,) = [ex for ex in record["exchanges"] if ex["role"] == "judge"]
-        assert [note.split(",")[0] for note in judge["completion"]["retries"]] == ["attempt 1: HTTP 503 Injected fault: HTTP 503", "attempt 2: HTTP 503 Injected fault: HTTP 503"]
+        notes = [note.split(",")[0] for note in judge["completion"]["retries"]]
+        assert notes == [f"attempt {k}: HTTP 503 Injected fault: HTTP 503" for k in (1, 2)]
         assert record["error"] is None and record["scores"]["refusal"]["label"] == "full_compliance"
     (judge_role,) = [r for r in manifest(tmp_path / "run")["roles"] if r["role"] == "judge"]
     assert judge_role["retries"] == 8
@@ -142,7 +143,8 @@ def test_error_rate_above_the_limit_fails_the_run_and_below_it_warns(cli, tmp_pa
         lenient = cli(overrefusal_args("--model", "openai/fake-model", "--base-url", srv.base_url,
                                        "--max-error-rate", "0.1", run_dir="lenient"))
     assert strict.returncode == 1
-    assert "error: run failed: 2 of 20 samples ended in errors (10.0% > --max-error-rate 5%): generation 2" in strict.stderr
+    expected = "error: run failed: 2 of 20 samples ended in errors (10.0% > --max-error-rate 5%): generation 2"
+    assert expected in strict.stderr
     assert manifest(tmp_path / "run")["error_kinds"] == {"generation": 2}
     assert "FAILED RUN: 2 of 20 samples" in (tmp_path / "run" / "report.md").read_text()  # written, and marked
     report = cli(["report", "run"])

@@ -123,7 +123,10 @@ def drop_records(run_dir: Path, every: int) -> None:
 
 def exercise(task: str, answers: list[str | None], repeats: int, limit: int, max_error_rate: float,
              monkeypatch: pytest.MonkeyPatch, drop_every: int = 0) -> None:
-    monkeypatch.setattr(runner, "create_backend", lambda spec, options=None: DrawnBackend(spec.split("/", 1)[1], answers))
+    def drawn(spec: str, options=None) -> DrawnBackend:
+        return DrawnBackend(spec.split("/", 1)[1], answers)
+
+    monkeypatch.setattr(runner, "create_backend", drawn)
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(tmp)
         run_dir = results / "run"
@@ -149,7 +152,8 @@ def exercise(task: str, answers: list[str | None], repeats: int, limit: int, max
         for fmt in ("md", "html", "csv", "json"):
             board = cli("leaderboard", results, "--format", fmt, "--include-failed")
             assert board.exit_code == 0, board.output
-        assert cli("leaderboard", results, "--format", "eee", "--out", results / "eee", "--include-failed").exit_code == 0
+        eee = cli("leaderboard", results, "--format", "eee", "--out", results / "eee", "--include-failed")
+        assert eee.exit_code == 0, eee.output
         rules = gate_rules(summary)
         if rules:
             args = ["gate", run_dir, "--baseline", run_dir, "--junit", results / "junit.xml"]

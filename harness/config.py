@@ -24,7 +24,8 @@ class RoleConfig(BaseModel):
 
     def endpoint(self) -> dict[str, Any]:
         """Where this role's answers come from: endpoint (credentials removed) and engine arguments."""
-        return {"base_url": public_url(self.options.base_url), "engine_args": self.options.engine_args}
+        base_url = self.options.base_url
+        return {"base_url": public_url(base_url) if base_url else None, "engine_args": self.options.engine_args}
 
 
 class RunConfig(BaseModel):

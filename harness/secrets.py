@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 
 REDACTED = "[REDACTED]"
 _SECRET_SUFFIXES = ("_KEY", "_TOKEN")  # covers *_API_KEY
@@ -35,18 +36,16 @@ def redact(text: str) -> str:
     return _KEY_PATTERN.sub(REDACTED, text)
 
 
-_SECRET_PARAM = re.compile(r"key|token|secret|password|sig", re.IGNORECASE)
 
-
-def public_url(url: str | None) -> str | None:
-    """`url` without credentials: user:password@ dropped, secret-looking query values and known keys
-    replaced by [REDACTED] (for fingerprints, manifests and messages)."""
-    if not url:
-        return url
-    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    query = urlencode([(name, REDACTED if _SECRET_PARAM.search(name) else value)
-                       for name, value in parse_qsl(parts.query, keep_blank_values=True)], safe="[]")
-    return redact(urlunsplit((parts.scheme, host, parts.path, query, parts.fragment)))
+def public_url(url: str) -> str:
+    """`url` without credentials: user:password@ and the query string (which may carry keys) are dropped."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:  # not a number: leave it out
+        port = None
+    netloc = host + (f":{port}" if port is not None else "")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))

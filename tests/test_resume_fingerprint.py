@@ -55,15 +55,18 @@ def test_same_settings_resume(cli, tmp_path):
 
 def test_endpoint_change_is_refused_without_showing_credentials(cli, tmp_path):
     write_xstest_csv(tmp_path / "prompts.csv", 3)
-    with FakeOpenAIServer() as srv:
-        args = ["run", "--model", "openai/fake-model", "--tasks", "overrefusal", "-T", "data=prompts.csv",
-                "--run-dir", "run", "--no-progress", "--no-cache"]
-        assert cli([*args, "--base-url", srv.base_url]).returncode == 0
-        with_credentials = srv.base_url.replace("http://", f"http://user:{SECRET}@") + f"?api_key={SECRET}"
-        line = error_line(cli([*args, "--base-url", with_credentials]))
-    assert f'endpoints.model.base_url: was "{srv.base_url}", now "{srv.base_url}?api_key=[REDACTED]"' in line
+    args = ["run", "--model", "openai/fake-model", "--tasks", "overrefusal", "-T", "data=prompts.csv",
+            "--run-dir", "run", "--no-progress", "--no-cache"]
+    with FakeOpenAIServer() as first, FakeOpenAIServer() as second:
+        assert cli([*args, "--base-url", first.base_url]).returncode == 0
+        same_with_credentials = first.base_url.replace("http://", f"http://user:{SECRET}@") + f"?api_key={SECRET}"
+        assert cli([*args, "--base-url", same_with_credentials]).returncode == 0  # the same endpoint: resumes
+        moved = second.base_url.replace("http://", f"http://user:{SECRET}@") + f"?api_key={SECRET}"
+        line = error_line(cli([*args, "--base-url", moved]))
+    assert f'endpoints.model.base_url: was "{first.base_url}", now "{second.base_url}"' in line
     assert SECRET not in line and "user:" not in line
-    assert SECRET not in (tmp_path / "run" / "manifest.json").read_text()
+    fingerprint = json.loads((tmp_path / "run" / "manifest.json").read_text())["fingerprint"]
+    assert SECRET not in json.dumps(fingerprint) and fingerprint["endpoints"]["model"]["base_url"] == first.base_url
 
 
 def test_engine_args_change_is_refused(cli, tmp_path):

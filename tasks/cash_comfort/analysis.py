@@ -15,7 +15,6 @@ from harness_tasks.cash_comfort.scenarios import (DEFAULT_FRAMING, FRAMINGS, SCE
                                                   sanity_amounts)
 
 TASK = "cash_comfort"
-MAX_LOG10 = 300.0  # 10**x stays a positive, finite float for |x| <= 300
 METHOD_NOTE = (
     "Price m* = 10^(-b0/b1): the amount at which P(accept) = 0.5 in a logistic regression of accept on "
     "log10(amount) per quantity (L2 penalty b1^2/(2C) on the slope only, C = {C:g}, as scikit-learn's "
@@ -101,6 +100,9 @@ def metric_name(scenario: str, framing: str) -> str:
 
 def money(value: float) -> str:
     return f"{value:.4g}"
+
+
+MAX_LOG10 = 300.0  # 10**x stays a positive, finite float for |x| <= 300
 
 
 def money_of(log10_value: float) -> float | None:

@@ -64,7 +64,7 @@ class RunFile(BaseModel):
     simulator: RoleSettings | None = None
     tasks: list[str] | None = None
     task_options: dict[str, dict[str, Any]] | None = None
-    refusal_scorer: Literal["rules", "judge", "hybrid"] | None = None
+    refusal_scorer: str | None = None  # a registered refusal scorer (rules, judge, hybrid or a plugin)
     limit: int | None = Field(default=None, ge=1)
     seed: int | None = None
     repeats: int | None = Field(default=None, ge=1)
@@ -73,7 +73,10 @@ class RunFile(BaseModel):
     cache: Path | None = None
     no_cache: bool | None = None
     retry_errors: bool | None = None
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
     no_progress: bool | None = None
+    judge_calibrations: list[Path] | None = None  # calibration files from `harness calibrate`
+    panel_rule: Literal["majority", "weighted", "unanimous"] | None = None
 
     @field_validator("tasks", mode="before")
     @classmethod

@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.datasets import read_yaml
 from harness.errors import UserError
 from harness.secrets import redact_urls
 
@@ -111,18 +112,7 @@ def as_value_error(check: Any, value: Any) -> Any:
 
 def load_run_file(path: Path) -> RunFile:
     """Read and validate a run file; any problem is one UserError naming the file, the key and the problem."""
-    import yaml
-
-    from harness.backends.scripted import yaml_problem
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the run file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML ({yaml_problem(exc)})") from None
+    data = read_yaml(path, "the run file")
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from harness.judging.labelled_sets import Target
     from harness.report.corrected import PanelRule
 
+EXIT_RUN_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_BUDGET = 3  # --budget-usd stopped the run before it finished; it is resumable
 EXIT_INTERRUPTED = 130
@@ -187,6 +188,8 @@ def new_task(name: str, parent: Path) -> None:
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
 @click.option("--retry-errors", is_flag=True, help="Re-run only the errored records of an existing run.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Largest share of samples that may end in errors (after retries) before the run counts as failed.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.option("--batch", is_flag=True, help="Send the model's requests through the OpenAI Batch API (half price).")
 @click.option("--prices", type=click.Path(path_type=Path), default=None,
@@ -232,8 +235,10 @@ def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[
         from harness.costs import load_prices, save_prices
 
         save_prices(run_dir, load_prices(prices))
-    write_reports(run_dir)
+    summary = write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+    if summary["status"] == "failed":
+        click.echo(f"warning: {run_dir} is a failed run ({summary['failure']}); its reports say so", err=True)
 
 
 @main.command()
@@ -242,13 +247,15 @@ def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[
               show_default=True, help="Output format; eee = Every Eval Ever JSON (aggregate + instance level).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output file (a directory for eee).")
 @click.option("--sort", "sort_by", default=None, metavar="METRIC", help="Order models by this metric, best first.")
+@click.option("--include-failed", is_flag=True, help="Also use runs whose status is failed (marked as such).")
 @click.option("--prices", type=click.Path(path_type=Path), default=None,
               help="Price the runs with this YAML (model -> input/output USD per million tokens), not their own.")
-def leaderboard(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None, prices: Path | None) -> None:
+def leaderboard(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None, include_failed: bool,
+                prices: Path | None) -> None:
     """Latest complete run per (model, task): one row per model, headline metrics with 95% intervals."""
     from harness.cli_report import leaderboard_command
 
-    leaderboard_command(results_dir, fmt, out, sort_by, prices=prices)
+    leaderboard_command(results_dir, fmt, out, sort_by, include_failed, prices=prices)
 
 
 class GateCommand(click.Command):
@@ -336,7 +343,7 @@ def calibrate(labelled_csv: Path, scorer: str, judge: str | None, columns: str |
 @judging_options
 def rejudge(source: Path, **opts) -> None:
     """Re-score a run's stored responses with other judges (no generation); prints the metric drift."""
-    from harness.cli_run import cache_file, role_config, split_specs
+    from harness.cli_run import cache_file, exit_if_failed, role_config, split_specs
     from harness.rejudge import default_rejudge_dir, format_drift, rejudge_config
     from harness.rejudge import rejudge as rejudge_run
     from harness.store import MANIFEST, read_json
@@ -356,6 +363,7 @@ def rejudge(source: Path, **opts) -> None:
     drift = rejudge_run(source, config, manifest)
     click.echo(format_drift(drift))
     click.echo(f"results: {config.run_dir}/report.md, summary.json, records.jsonl, drift.json")
+    exit_if_failed(config.run_dir)
 
 
 @main.group()

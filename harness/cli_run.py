@@ -183,6 +183,9 @@ def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
         run_dir=pick("run_dir", file.run_dir) or default_run_dir(model.spec),
         cache_path=cache_file({"no_cache": no_cache, "cache_path": pick("cache_path", file.cache)}),
         retry_errors=pick("retry_errors", file.retry_errors),
+        max_error_rate=pick("max_error_rate", file.max_error_rate),
+        judge_calibrations=list(pick("judge_calibrations", file.judge_calibrations) or []),
+        panel_rule=pick("panel_rule", file.panel_rule),
         progress=not pick("no_progress", file.no_progress),
         prices=load_prices(prices_path) if prices_path else None,
         budget_usd=budget_usd,
@@ -252,7 +255,7 @@ def execute_run(opts: dict[str, Any], given: set[str]) -> None:
     from harness.runner import run
 
     config = build_config(opts, given)
-    judging = judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"],
+    judging = judging_settings(config.run_dir, config.judge_calibrations, config.panel_rule,
                                [j.spec for j in config.judges])
     click.echo(f"run directory: {config.run_dir}")
     outcome = run(config, lambda total: rich_progress(total, config.progress))
@@ -265,6 +268,7 @@ def execute_run(opts: dict[str, Any], given: set[str]) -> None:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.errors_by_kind.items()))
         click.echo(f"warning: {outcome.errors} samples ended in errors ({kinds}); "
                    "re-run with --retry-errors to retry only those", err=True)
+        click.echo(f"first error: {outcome.first_error}", err=True)
     print_summary(write_reports(config.run_dir), config.run_dir)
     for role in outcome.manifest.roles:
         if role.connections:
@@ -273,6 +277,18 @@ def execute_run(opts: dict[str, Any], given: set[str]) -> None:
                        f"{c['highest']}; {c['decreases']} decreases on 429, {c['increases']} increases")
     if outcome.budget_stop:
         stop_for_budget(outcome.manifest.budget or {}, config.run_dir)
+    exit_if_failed(config.run_dir)
+
+
+def exit_if_failed(run_dir: Path) -> None:
+    """Exit with EXIT_RUN_FAILED, after one line saying why, when the run's status is 'failed'."""
+    from harness.cli import EXIT_RUN_FAILED
+    from harness.store import MANIFEST, read_json
+
+    manifest = read_json(run_dir / MANIFEST)
+    if manifest.get("status") == "failed":
+        click.echo(f"error: run failed: {manifest.get('failure')}; its reports are marked failed", err=True)
+        sys.exit(EXIT_RUN_FAILED)
 
 
 def stop_for_budget(budget: dict[str, Any], run_dir: Path) -> None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from harness.datasets import read_yaml
 from harness.errors import UserError
 from harness.types import Completion, Exchange, Record, Usage, is_judge_role
 
@@ -29,14 +30,7 @@ class Price(BaseModel):
 def load_prices(path: Path) -> dict[str, Price]:
     """Read prices.yaml (`model: {input: USD, output: USD}` per million tokens); a model is its spec
     (openai/gpt-4o-mini) or its bare name (gpt-4o-mini). Any problem is one UserError naming the key."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the price file ({exc.strerror})") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a YAML price file ({type(exc).__name__})") from None
+    data = read_yaml(path, "the price file")
     if not isinstance(data, dict) or not data:
         raise UserError(f"{path}: expected a mapping of model -> {{input: USD, output: USD}} per million tokens")
     prices = {}

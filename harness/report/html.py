@@ -16,7 +16,7 @@ from typing import Any
 from harness.metrics import CONSISTENCY_TABLE, consistency_rows
 from harness.report.examples import LIMIT, Example, attention, metric_examples, primary_score_examples
 from harness.report.markdown import ARROWS, format_metric_value
-from harness.report.summary import LoadedRun, demonstration_notice, judge_specs, model_spec
+from harness.report.summary import LoadedRun, demonstration_notice, failure_notice, judge_specs, model_spec
 from harness.report.svg import render_plot
 from harness.task import TaskResult
 from harness.types import Metric
@@ -168,7 +168,8 @@ class RunPage:
             + f" · status {esc(m.get('status'))} · started {esc(utc(m.get('started_at')))} · seed {esc(m.get('seed'))}"
             f" · repeats {esc(m.get('repeats'))} · limit {esc(m.get('limit') or 'none')}</p>"
             f'<nav><a href="#overview">overview</a>{nav}<a href="#usage">tokens and cost</a><a href="#provenance">provenance</a></nav>'
-            + (f'<p class="warn">{esc(notice)}</p>' if (notice := demonstration_notice(m)) else "")
+            + "".join(f'<p class="warn">{esc(notice)}</p>' for notice in (failure_notice(m), demonstration_notice(m))
+                      if notice)
             + "</header>"
         )
 

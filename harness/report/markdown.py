@@ -5,7 +5,7 @@ import datetime as dt
 from typing import Any
 
 from harness.metrics import CONSISTENCY_TABLE, consistency_rows
-from harness.report.summary import LoadedRun, demonstration_notice
+from harness.report.summary import LoadedRun, demonstration_notice, failure_notice
 from harness.task import Task, TaskResult
 from harness.types import Metric
 
@@ -75,9 +75,9 @@ def run_report(run: LoadedRun) -> str:
     started = manifest.get("started_at")
     when = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
     lines = [f"# Evaluation report: {run.run_dir.name}", ""]
-    notice = demonstration_notice(manifest)
-    if notice:
-        lines += [f"> **{notice}**", ""]
+    for notice in (failure_notice(manifest), demonstration_notice(manifest)):
+        if notice:
+            lines += [f"> **{notice}**", ""]
     for r in roles:
         lines.append(f"- **{r['role']}**: `{r['spec']}` ({r['calls']} calls, {r['cache_hits']} cache hits, "
                      f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)")

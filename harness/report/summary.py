@@ -78,6 +78,15 @@ def demonstration_notice(manifest: dict[str, Any]) -> str | None:
             "pipeline runs end to end; they are not evidence about the model under test.")
 
 
+def failure_notice(manifest: dict[str, Any]) -> str | None:
+    """A warning for a run whose status is 'failed' (too many samples ended in errors)."""
+    if manifest.get("status") != "failed":
+        return None
+    why = manifest.get("failure") or "see the manifest"
+    return (f"FAILED RUN: {why}. Its numbers rest on the samples that did not fail and are not a valid "
+            "result; re-run with --retry-errors to retry the errored samples.")
+
+
 def model_role(manifest: dict[str, Any]) -> dict[str, Any]:
     """The manifest entry of the model under test ({} if missing)."""
     return next((r for r in manifest.get("roles", []) if r["role"] == "model"), {})
@@ -108,6 +117,7 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
         "model": model_spec(manifest),
         "judges": judge_specs(manifest),
         "status": manifest.get("status"),
+        "failure": manifest.get("failure"),
         "started_at": manifest.get("started_at"),
         "finished_at": manifest.get("finished_at"),
         "confidence_level": 0.95,

@@ -5,7 +5,8 @@ import datetime as dt
 from typing import Any
 
 from harness.metrics import CONSISTENCY_TABLE, consistency_rows
-from harness.report.summary import LoadedRun, demonstration_notice
+from harness.report.cards import TaskCard
+from harness.report.summary import LoadedRun, demonstration_notice, failure_notice, model_spec
 from harness.task import Task, TaskResult
 from harness.types import Metric
 
@@ -27,11 +28,45 @@ def format_metric_value(m: Metric) -> str:
     return text
 
 
-def metrics_table(metrics: list[Metric]) -> str:
+def metrics_table(metrics: list[Metric], captions: dict[str, str] | None = None) -> str:
+    """Metric rows; `captions` add a note after a metric's name."""
     lines = ["| metric | value (95% CI) | n | direction |", "|---|---|---|---|"]
     for m in metrics:
-        lines.append(f"| `{cell(m.name)}` | {format_metric_value(m)} | {m.n} | {ARROWS[m.direction]} |")
+        name = f"`{cell(m.name)}`" + (f" ({cell(captions[m.name])})" if captions and m.name in captions else "")
+        lines.append(f"| {name} | {format_metric_value(m)} | {m.n} | {ARROWS[m.direction]} |")
     return "\n".join(lines)
+
+
+def no_data_lines(groups: dict[str, list[str]]) -> list[str]:
+    """One line per reason: 'No data for: `a`, `b` (reason).'"""
+    return [f"No data for: {', '.join(f'`{cell(n)}`' for n in names)} ({cell(reason)})."
+            for reason, names in groups.items()]
+
+
+def exclusions(card: TaskCard) -> str:
+    """What the card's numbers leave out: invalid answers, judge errors, failed records."""
+    parts = []
+    if card.invalid is not None:
+        parts.append(f"invalid answers (`{card.invalid.name}`) {format_metric_value(card.invalid)}, n={card.invalid.n}")
+    if card.judged:
+        parts.append(f"judge errors {card.judge_errors} of {card.judged} judged ({card.judge_error_rate:.1f}%)")
+    parts.append(f"failed records {card.failed_records} of {card.records}")
+    return "; ".join(parts)
+
+
+def card_markdown(card: TaskCard) -> str:
+    """A task's first-screen card: headline metrics, exclusions, metrics without data."""
+    with_data = [m for m in card.headline if m.value is not None]
+    protocol = f" (protocol {card.protocol})" if card.protocol != "default" else ""
+    parts = [f"### {card.task}{protocol}", f"Excluded: {exclusions(card)}."]
+    if with_data:
+        parts.append(metrics_table(with_data, card.captions))
+    parts += no_data_lines(card.headline_no_data())
+    if others := card.other_no_data():
+        parts.append(f"{others} more metrics have no data (listed in the task's section).")
+    if card.plot is not None:
+        parts.append(f"Plot in report.html: {cell(card.plot.title)}.")
+    return "\n\n".join(parts)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -43,13 +78,13 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def task_section(task: Task, result: TaskResult) -> str:
+def task_section(task: Task, result: TaskResult, card: TaskCard) -> str:
     """The task's own report.md section, or else the default one."""
-    return task.report_markdown(result) or default_task_section(result)
+    return task.report_markdown(result) or default_task_section(result, card)
 
 
-def default_task_section(result: TaskResult) -> str:
-    parts = [metrics_table(result.metrics)]
+def default_task_section(result: TaskResult, card: TaskCard) -> str:
+    parts = [metrics_table([m for m in result.metrics if m.value is not None]), *no_data_lines(card.no_data)]
     if rows := consistency_rows(result.metrics):
         parts.append(f"**{CONSISTENCY_TABLE}**\n\n{table(rows)}")
     for name, rows in result.tables.items():
@@ -67,9 +102,13 @@ def run_report(run: LoadedRun) -> str:
     started = manifest.get("started_at")
     when = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
     lines = [f"# Evaluation report: {run.run_dir.name}", ""]
-    notice = demonstration_notice(manifest)
-    if notice:
-        lines += [f"> **{notice}**", ""]
+    for notice in (failure_notice(manifest), demonstration_notice(manifest)):
+        if notice:
+            lines += [f"> **{notice}**", ""]
+    lines += [f"Model `{model_spec(manifest)}`; status {manifest.get('status')}. Headline metrics per task; "
+              "every metric, table and note follows below.", ""]
+    lines += [card_markdown(run.cards[result.task]) + "\n" for result in run.results]
+    lines += ["## Run", ""]
     for r in roles:
         lines.append(f"- **{r['role']}**: `{r['spec']}` ({r['calls']} calls, {r['cache_hits']} cache hits, "
                      f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)")
@@ -78,7 +117,7 @@ def run_report(run: LoadedRun) -> str:
     for result in run.results:
         task = run.tasks[result.task]
         lines += [f"## {result.task}", "", task.description, "", f"Protocol: **{task.protocol}**.", "",
-                  task_section(task, result), ""]
+                  task_section(task, result, run.cards[result.task]), ""]
     lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
               f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
     for t in manifest.get("tasks", []):

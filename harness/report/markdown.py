@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from harness.metrics import CONSISTENCY_TABLE, consistency_rows
+from harness.metrics import CONSISTENCY_TABLE, ci_text, consistency_rows
 from harness.report.cards import TaskCard
 from harness.report.summary import LoadedRun, demonstration_notice, failure_notice, model_spec
 from harness.task import Task, TaskResult
@@ -19,13 +19,22 @@ def cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def format_metric_value(m: Metric) -> str:
+def value_text(m: Metric) -> str:
+    """The point estimate: '12.5%', '0.731', or 'n/a'."""
     if m.value is None:
         return "n/a"
-    text = f"{m.value:.1f}%" if m.unit == "%" else f"{m.value:.3f}"
-    if m.ci_low is not None and m.ci_high is not None:
-        text += f" [{m.ci_low:.1f}, {m.ci_high:.1f}]" if m.unit == "%" else f" [{m.ci_low:.3f}, {m.ci_high:.3f}]"
-    return text
+    return f"{m.value:.1f}%" if m.unit == "%" else f"{m.value:.3f}"
+
+
+def interval_text(m: Metric) -> str:
+    """The 95% interval '[low, high]' at the value's precision; empty without one."""
+    return ci_text(m.ci_low, m.ci_high, 1 if m.unit == "%" else 3)
+
+
+def format_metric_value(m: Metric) -> str:
+    """Value and 95% interval: '12.5% [7.1, 21.0]'."""
+    interval = interval_text(m) if m.value is not None else ""
+    return f"{value_text(m)} {interval}".rstrip()
 
 
 def metrics_table(metrics: list[Metric], captions: dict[str, str] | None = None) -> str:

@@ -12,7 +12,7 @@ import pytest
 from scripted_judges import sensible_judge
 from test_report_html import chromium_binary
 
-from conftest import read_summary
+from conftest import read_summary, run_cli
 
 TASKS = ["cash_comfort", "dilemmas", "fortress", "overrefusal", "persuasion", "wahlomat"]
 SCREEN = (1280, 1000)
@@ -34,8 +34,6 @@ document.body.appendChild(pre);
 def all_tasks_run(tmp_path_factory):
     """One scripted run over every task: persuasion's judge fails every strategy verdict (judge errors),
     the other tasks get sensible answers."""
-    from conftest import run_cli
-
     tmp_path = tmp_path_factory.mktemp("cards")
     (tmp_path / "model.yaml").write_text(
         "rules:\n"

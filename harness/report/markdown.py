@@ -87,13 +87,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def task_section(task: Task, result: TaskResult, card: TaskCard) -> str:
+def task_section(task: Task, result: TaskResult, card: TaskCard | None = None) -> str:
     """The task's own report.md section, or else the default one."""
     return task.report_markdown(result) or default_task_section(result, card)
 
 
-def default_task_section(result: TaskResult, card: TaskCard) -> str:
-    parts = [metrics_table([m for m in result.metrics if m.value is not None]), *no_data_lines(card.no_data)]
+def default_task_section(result: TaskResult, card: TaskCard | None = None) -> str:
+    """Metrics, tables, counts and notes; with the run's `card`, metrics without data are folded into one
+    line per reason (without records, as in `harness analyze`, every metric gets a row)."""
+    if card is None:
+        parts = [metrics_table(result.metrics)]
+    else:
+        parts = [metrics_table([m for m in result.metrics if m.value is not None]), *no_data_lines(card.no_data)]
     if rows := consistency_rows(result.metrics):
         parts.append(f"**{CONSISTENCY_TABLE}**\n\n{table(rows)}")
     for name, rows in result.tables.items():

@@ -36,7 +36,7 @@ h3{font-size:16px;margin:22px 0 8px}h4{font-size:14px;margin:16px 0 6px}
 a{color:#245a96}code{font:12.5px ui-monospace,Menlo,Consolas,monospace;background:#eef1f4;padding:0 3px;border-radius:3px}
 table{border-collapse:collapse;background:#fff;margin:6px 0 10px}
 th,td{border:1px solid #d9dee4;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .table-wrap{overflow-x:auto}
 figure{margin:10px 0;background:#fff;border:1px solid #d9dee4;display:inline-block;padding:4px}
 svg text{font:12px system-ui,sans-serif;fill:#1d2329}svg .plot-title{font-weight:600;font-size:13px}

@@ -30,10 +30,6 @@ class TaskCard:
     def judge_error_rate(self) -> float | None:
         return 100.0 * self.judge_errors / self.judged if self.judged else None
 
-    def reason(self, metric: str) -> str | None:
-        """Why `metric` has no value (None if it has one)."""
-        return next((reason for reason, names in self.no_data.items() if metric in names), None)
-
     def headline_no_data(self) -> dict[str, list[str]]:
         """The no-data groups restricted to the headline metrics."""
         names = {m.name for m in self.headline}

@@ -16,7 +16,7 @@ from typing import Any
 from harness.metrics import CONSISTENCY_TABLE, consistency_rows
 from harness.report.cards import TaskCard
 from harness.report.examples import LIMIT, Example, attention, metric_examples, primary_score_examples
-from harness.report.markdown import ARROWS, format_metric_value, interval_text, value_text
+from harness.report.markdown import ARROWS, exclusion_parts, format_metric_value, interval_text, value_text
 from harness.report.summary import LoadedRun, demonstration_notice, failure_notice, judge_specs, model_spec
 from harness.report.svg import render_plot
 from harness.task import TaskResult
@@ -300,16 +300,9 @@ def card_html(card: TaskCard) -> str:
 
 
 def exclusions_html(card: TaskCard) -> str:
-    """Invalid answers, judge errors and failed records of a card; non-zero ones in warning colour."""
-    parts = []
-    if card.invalid is not None:
-        parts.append((f"invalid answers {format_metric_value(card.invalid)} (<code>{esc(card.invalid.name)}</code>)",
-                      bool(card.invalid.value)))
-    if card.judged:
-        parts.append((f"judge errors {card.judge_errors} of {card.judged} ({card.judge_error_rate:.1f}%)",
-                      bool(card.judge_errors)))
-    parts.append((f"failed records {card.failed_records} of {card.records}", bool(card.failed_records)))
-    return " · ".join(f'<span class="warn">{text}</span>' if bad else text for text, bad in parts)
+    """What a card's numbers leave out; non-zero parts in warning colour."""
+    return " · ".join(f'<span class="warn">{esc(text)}</span>' if bad else esc(text)
+                      for text, bad in exclusion_parts(card))
 
 
 def first_prompt(example: Example) -> str:

@@ -52,22 +52,25 @@ def no_data_lines(groups: dict[str, list[str]]) -> list[str]:
             for reason, names in groups.items()]
 
 
-def exclusions(card: TaskCard) -> str:
-    """What the card's numbers leave out: invalid answers, judge errors, failed records."""
+def exclusion_parts(card: TaskCard) -> list[tuple[str, bool]]:
+    """What the card's numbers leave out (invalid answers, judge errors, failed records), each with whether
+    it is non-zero."""
     parts = []
     if card.invalid is not None:
-        parts.append(f"invalid answers (`{card.invalid.name}`) {format_metric_value(card.invalid)}, n={card.invalid.n}")
+        parts.append((f"invalid answers {format_metric_value(card.invalid)} ({card.invalid.name}), n={card.invalid.n}",
+                      bool(card.invalid.value)))
     if card.judged:
-        parts.append(f"judge errors {card.judge_errors} of {card.judged} judged ({card.judge_error_rate:.1f}%)")
-    parts.append(f"failed records {card.failed_records} of {card.records}")
-    return "; ".join(parts)
+        parts.append((f"judge errors {card.judge_errors} of {card.judged} judged ({card.judge_error_rate:.1f}%)",
+                      bool(card.judge_errors)))
+    parts.append((f"failed records {card.failed_records} of {card.records}", bool(card.failed_records)))
+    return parts
 
 
 def card_markdown(card: TaskCard) -> str:
     """A task's first-screen card: headline metrics, exclusions, metrics without data."""
     with_data = [m for m in card.headline if m.value is not None]
     protocol = f" (protocol {card.protocol})" if card.protocol != "default" else ""
-    parts = [f"### {card.task}{protocol}", f"Excluded: {exclusions(card)}."]
+    parts = [f"### {card.task}{protocol}", f"Excluded: {cell('; '.join(text for text, _ in exclusion_parts(card)))}."]
     if with_data:
         parts.append(metrics_table(with_data, card.captions))
     parts += no_data_lines(card.headline_no_data())

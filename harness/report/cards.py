@@ -1,5 +1,6 @@
 """The report's first screen: one card per task with its headline metrics, what was excluded, and one line
 for the metrics without data (with the reason) instead of a row each."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,15 +40,22 @@ class TaskCard:
     def other_no_data(self) -> int:
         """How many metrics outside the headline have no value."""
         return sum(len(group) for group in self.no_data.values()) - sum(
-            len(group) for group in self.headline_no_data().values())
+            len(group) for group in self.headline_no_data().values()
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The card as stored in summary.json (metric values live in the task's `metrics`)."""
-        return {"headline": [m.name for m in self.headline], "invalid_metric": self.invalid.name if self.invalid else None,
-                "records": self.records, "failed_records": self.failed_records, "judged": self.judged,
-                "judge_errors": self.judge_errors, "judge_error_rate": self.judge_error_rate,
-                "no_data": [{"reason": reason, "metrics": names} for reason, names in self.no_data.items()],
-                "captions": self.captions}
+        return {
+            "headline": [m.name for m in self.headline],
+            "invalid_metric": self.invalid.name if self.invalid else None,
+            "records": self.records,
+            "failed_records": self.failed_records,
+            "judged": self.judged,
+            "judge_errors": self.judge_errors,
+            "judge_error_rate": self.judge_error_rate,
+            "no_data": [{"reason": reason, "metrics": names} for reason, names in self.no_data.items()],
+            "captions": self.captions,
+        }
 
 
 def judged_scores(records: list[Record]) -> int:
@@ -60,10 +68,15 @@ def task_card(task: Task, result: TaskResult, records: list[Record], judges: lis
     by_name = {m.name: m for m in result.metrics}
     headline = task.headline_metrics(result)
     card = TaskCard(
-        task=result.task, protocol=task.protocol, headline=headline,
+        task=result.task,
+        protocol=task.protocol,
+        headline=headline,
         invalid=by_name.get(task.invalid_metric) if task.invalid_metric else None,
-        records=len(records), failed_records=sum(1 for r in records if r.error),
-        judged=judged_scores(records), judge_errors=result.counts.get("judge_errors", 0), no_data={},
+        records=len(records),
+        failed_records=sum(1 for r in records if r.error),
+        judged=judged_scores(records),
+        judge_errors=result.counts.get("judge_errors", 0),
+        no_data={},
         plot=next((p for p in result.plots if p.title == task.headline_plot and p.points), None),
     )
     card.captions = family_captions(task, headline)

@@ -236,16 +236,39 @@ def metric_line(m: dict[str, Any]) -> str:
     return f"  {m['name']:40} {value}{ci}{unit}  n={m['n']}{better}{note}"
 
 
+def exclusion_line(card: dict[str, Any], metrics: dict[str, dict[str, Any]]) -> str:
+    """'excluded: ...' for a task's invalid answers, judge errors and failed records; '' if none."""
+    parts = []
+    invalid = metrics.get(card["invalid_metric"] or "")
+    if invalid and invalid["value"]:
+        parts.append(f"invalid answers {invalid['value']:.4g}% ({invalid['name']})")
+    if card["judge_errors"]:
+        parts.append(f"judge errors {card['judge_errors']} of {card['judged']} ({card['judge_error_rate']:.4g}%)")
+    if card["failed_records"]:
+        parts.append(f"failed records {card['failed_records']} of {card['records']}")
+    return "  excluded: " + "; ".join(parts) if parts else ""
+
+
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    """Each task's headline metrics (report.md lists every metric), its exclusions and judge-corrected rates,
+    then where the report is."""
     for task, result in summary["tasks"].items():
+        card = result["card"]
+        metrics = {m["name"]: m for m in result["metrics"]}
+        reasons = {name: group["reason"] for group in card["no_data"] for name in group["metrics"]}
         click.echo(click.style(task, bold=True))
-        for m in result["metrics"]:
-            click.echo(metric_line(m))
+        for name in card["headline"]:
+            m = metrics.get(name)
+            has_value = m is not None and m["value"] is not None
+            caption = f"  ({card['captions'][name]})" if name in card["captions"] else ""
+            click.echo(metric_line(m) + caption if m is not None and has_value else f"  {name:40} no data ({reasons[name]})")
+        if excluded := exclusion_line(card, metrics):
+            click.echo(excluded)
         for row in result["tables"].get(CORRECTED_TABLE, []):
             value = "n/a" if row["corrected_%"] is None else f"{row['corrected_%']:.4g} {row['corrected_ci']}"
             note = f"; {row['note']}" if row["note"] else ""
             click.echo(f"  {row['metric']:40} judge-corrected {value}  ({row['calibration']}{note})")
-    click.echo(f"results: {run_dir}/report.md, summary.json, records.jsonl")
+    click.echo(f"report: {run_dir / 'report.html'} (every metric: report.md, summary.json; records.jsonl)")
 
 
 def execute_run(opts: dict[str, Any], given: set[str]) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from harness.metrics import MetricValues
 from harness.registry import task_class
+from harness.report.cards import TaskCard, task_card
 from harness.store import MANIFEST, SUMMARY, RunStore, atomic_write, read_json, write_json
 from harness.task import Task, TaskResult, evaluate
 from harness.types import Metric, Record, is_judge_role
@@ -27,6 +28,7 @@ class LoadedRun:
     results: list[TaskResult]
     values: dict[str, dict[str, MetricValues]]
     usage: dict[str, Any] = field(default_factory=dict)  # tokens and cost (harness.report.usage)
+    cards: dict[str, TaskCard] = field(default_factory=dict)  # task -> its first-screen card
 
     def metrics(self) -> dict[str, Metric]:
         return {m.name: m for result in self.results for m in result.metrics}
@@ -66,6 +68,8 @@ def load_run(run_dir: Path) -> LoadedRun:
     run = LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
     run.usage = run_usage(run)
     add_judge_validity(run, judging)
+    run.cards = {r.task: task_card(tasks[r.task], r, records.get(r.task, []), judge_specs(manifest))
+                 for r in results}
     return run
 
 
@@ -101,10 +105,11 @@ def judge_specs(manifest: dict[str, Any]) -> list[str]:
     return [r["spec"] for r in manifest.get("roles", []) if is_judge_role(r["role"])]
 
 
-def task_summary(result: TaskResult) -> dict[str, Any]:
+def task_summary(result: TaskResult, card: TaskCard) -> dict[str, Any]:
     data = result.model_dump(mode="json", exclude={"task"})
     data["judge_errors"] = result.counts.get("judge_errors", 0)
     data["judge_call_errors"] = result.counts.get("judge_call_errors", 0)
+    data["card"] = card.as_json()
     return data
 
 
@@ -125,7 +130,7 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
             m.name: {"task": r.task, **m.model_dump(mode="json", exclude={"name"})}
             for r in run.results for m in r.metrics
         },
-        "tasks": {r.task: task_summary(r) for r in run.results},
+        "tasks": {r.task: task_summary(r, run.cards[r.task]) for r in run.results},
         "usage": run.usage,
     }
 

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from harness.backends.base import BackendOptions, parse_scalar
 from harness.errors import UserError
-from harness.types import GenerateConfig
+from harness.types import AnswerMode, GenerateConfig
 
 DEFAULT_MODEL = "local/smollm2"
 
@@ -19,6 +19,7 @@ class RoleConfig(BaseModel):
     spec: str
     options: BackendOptions = Field(default_factory=BackendOptions)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    answer_mode: AnswerMode = "free"  # how the role answers choice questions (free, constrained, logprob)
 
 
 class RunConfig(BaseModel):
@@ -39,9 +40,19 @@ class RunConfig(BaseModel):
     retry_errors: bool = False
     progress: bool = True
 
+    def answer_modes(self) -> dict[str, AnswerMode]:
+        """Each role's answer mode (judges as judge, judge2, ...)."""
+        modes = {"model": self.model.answer_mode}
+        modes.update({"judge" if i == 0 else f"judge{i + 1}": j.answer_mode for i, j in enumerate(self.judges)})
+        if self.simulator is not None:
+            modes["simulator"] = self.simulator.answer_mode
+        return modes
+
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change results; a resumed run must match them."""
+        modes = self.answer_modes()
         return {
+            **({"answer_modes": modes} if set(modes.values()) != {"free"} else {}),
             "model": self.model.spec,
             "model_generate": self.model.generate.model_dump(exclude_none=True),
             "judges": [j.spec for j in self.judges],

@@ -37,6 +37,8 @@ class RoleManifest(BaseModel):
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    answer_mode: str = "free"  # how the role answered choice questions (free, constrained, logprob)
+    answer_forms: dict[str, str] = Field(default_factory=dict)  # constrained/logprob: request form each mode used
 
 
 class TaskManifest(BaseModel):

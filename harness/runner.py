@@ -48,7 +48,7 @@ def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults
     generate = cfg.generate
     if defaults:
         generate = generate.model_validate({**defaults, **cfg.generate.model_dump(exclude_none=True)})
-    return RoleClient(role, backend, generate, cache)
+    return RoleClient(role, backend, generate, cache, cfg.answer_mode)
 
 
 def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None,
@@ -204,6 +204,8 @@ def role_manifests(roles: dict[str, RoleClient]) -> list[RoleManifest]:
             retries=client.retries,
             prompt_tokens=client.usage.prompt_tokens,
             completion_tokens=client.usage.completion_tokens,
+            answer_mode=client.answer_mode,
+            answer_forms=client.backend.answer_forms(),
         )
         for name, client in roles.items()
     ]

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["system", "user", "assistant"]
+AnswerMode = Literal["free", "constrained", "logprob"]
+ANSWER_MODES: tuple[AnswerMode, ...] = ("free", "constrained", "logprob")
 
 
 class Message(BaseModel):
@@ -38,6 +41,34 @@ class GenerateConfig(BaseModel):
         return GenerateConfig(**data)
 
 
+class Choice(BaseModel):
+    """The allowed answers of a choice question: either the exact option strings (each one a whole answer the
+    task's parser reads, e.g. "Yes" / "No"), or a regular expression the answer must match in full (answers
+    too many to list, e.g. one Y/N letter per rubric question). Only options can be scored by log-probability."""
+
+    model_config = ConfigDict(frozen=True)
+    options: tuple[str, ...] | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Choice":
+        if (self.options is None) == (self.regex is None):
+            raise ValueError("a Choice has either options or a regex")
+        if self.options is not None and (len(self.options) < 2 or len(set(self.options)) < len(self.options)):
+            raise ValueError("a Choice needs at least two distinct options")
+        return self
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON schema of the answer object {"answer": <option>} for servers that constrain by schema."""
+        answer: dict[str, Any] = {"type": "string"}
+        if self.options is not None:
+            answer["enum"] = list(self.options)
+        else:
+            answer["pattern"] = f"^(?:{self.regex})$"
+        return {"type": "object", "properties": {"answer": answer}, "required": ["answer"],
+                "additionalProperties": False}
+
+
 class Request(BaseModel):
     """What a task asks a model for; identifies the sample so replay and caching can key on it."""
 
@@ -47,6 +78,8 @@ class Request(BaseModel):
     sample_id: str | None = None
     repetition: int = 0
     purpose: str = "response"  # e.g. "response", "benign", "judge:refusal", "turn-3"
+    choice: Choice | None = None  # the allowed answers, when the question is a choice question
+    answer_mode: AnswerMode = "free"  # how a choice question is answered (the role's --answer-mode)
 
     def prompt_hash(self) -> str:
         """Stable hash of the rendered messages alone (used by replay files)."""
@@ -85,6 +118,25 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     retries: list[str] = Field(default_factory=list)  # one entry per failed attempt that was retried
     cached: bool = False
+    answer_mode: AnswerMode = "free"  # how this answer was produced (see Request.answer_mode)
+    # logprob mode: each option's log-probability (None: below the top logprobs the API returned)
+    option_logprobs: dict[str, float | None] | None = None
+
+    @property
+    def option_probs(self) -> dict[str, float] | None:
+        """Each option's probability, renormalised over the options (logprob mode only)."""
+        return option_probs(self.option_logprobs) if self.option_logprobs else None
+
+
+def option_probs(logprobs: dict[str, float | None]) -> dict[str, float]:
+    """Softmax of the options' log-probabilities; an option without one (None) gets 0."""
+    known = [lp for lp in logprobs.values() if lp is not None]
+    if not known:
+        return {option: 1.0 / len(logprobs) for option in logprobs}
+    top = max(known)
+    weights = {option: 0.0 if lp is None else math.exp(lp - top) for option, lp in logprobs.items()}
+    total = sum(weights.values())
+    return {option: w / total for option, w in weights.items()}
 
 
 class Sample(BaseModel):

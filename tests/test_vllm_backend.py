@@ -174,7 +174,7 @@ def test_usage_latency_and_finish_reason(fake_vllm):
         backend, [request("one two three four five", max_tokens=3), request("hi", n=2)]))
     assert long.text == "echo: one two" and long.finish_reason == "length"
     assert long.usage.completion_tokens == 3
-    assert long.usage.prompt_tokens == len("<|user|>one two three four five\n<|assistant|>".split())
+    assert long.usage.prompt_tokens == len(["<|user|>", "one", "two", "three", "four", "five", "<|assistant|>"])
     assert short.finish_reason == "stop"
     assert short.usage.completion_tokens == 4  # two samples of "echo: hi"
     assert long.latency_s > 0 and long.latency_s == short.latency_s

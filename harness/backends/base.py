@@ -5,7 +5,7 @@ import abc
 import json
 import re
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -38,6 +38,7 @@ class BackendOptions(BaseModel):
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S  # longest server-requested wait (Retry-After) honoured
     threads: int | None = None  # CPU backends
     reasoning: bool | None = None  # reasoning model (o1/o3/gpt-5 style)? None: decided by the model's name
+    server: Literal["vllm", "llama.cpp", "openai"] | None = None  # openai/ endpoints: which server software
     engine_args: dict[str, Any] = Field(default_factory=dict)  # e.g. --vllm-arg tensor_parallel_size=2
 
     @field_validator("engine_args")
@@ -66,6 +67,8 @@ class BackendResources:
     def __init__(self) -> None:
         self._shared: dict[Hashable, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        # endpoint -> answer mode -> the request form its server accepted (e.g. "json_schema"), learnt this run
+        self.answer_forms: dict[str, dict[str, str]] = {}
 
     def shared(self, key: Hashable, create: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> T:
         """The object stored under `key`, created on first request; `close` releases it in aclose()."""
@@ -114,6 +117,10 @@ class Backend(abc.ABC):
     def max_in_flight(self) -> int | None:
         """How many requests the runner should keep in flight for this backend (None = no limit)."""
         return self.options.max_connections
+
+    def answer_forms(self) -> dict[str, str]:
+        """Answer mode -> how this backend asks for it (e.g. {"constrained": "grammar"}); empty: free only."""
+        return {}
 
     @abc.abstractmethod
     async def generate(self, request: Request) -> Completion:

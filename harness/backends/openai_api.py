@@ -10,7 +10,8 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
-from harness.backends.base import Backend, BackendOptions, split_reasoning
+from harness.backends.base import Backend, BackendOptions, BackendResources, split_reasoning
+from harness.backends.openai_answers import AnswerDialects, read_answer
 from harness.errors import BackendError, UserError
 from harness.secrets import public_url, redact, register_secret_env, register_secret_url
 from harness.types import Completion, GenerateConfig, Request, Usage
@@ -66,7 +67,16 @@ class OpenAIBackend(Backend):
         self.retry_max_s = retry_max_s
         self.reasoning = self.options.reasoning if self.options.reasoning is not None else is_reasoning_model(model)
         self._rejected: set[str] = set()  # parameters the server answered 400 'unsupported' to
+        self._dialects = AnswerDialects(self.endpoint(), self.options.server)  # constrained/logprob request forms
+        self._dialects.resources = self.resources
         self._api_key()  # fail early when the key is missing
+
+    def share(self, resources: BackendResources) -> None:
+        super().share(resources)
+        self._dialects.resources = resources
+
+    def answer_forms(self) -> dict[str, str]:
+        return dict(self._dialects.learnt())
 
     def identity(self) -> dict[str, Any]:
         identity: dict[str, Any] = {"kind": self.kind, "model": self.model,
@@ -114,6 +124,11 @@ class OpenAIBackend(Backend):
                 completion = await self._attempts(request, retries)
                 break
             except Exception as exc:  # noqa: BLE001 - sorted out by _failure
+                form = self._dialects.reject(request, getattr(exc, "status_code", None))
+                if form is not None:
+                    log.warning("openai/%s: the server does not accept constrained answers as '%s' (%s); trying "
+                                "the next form", self.model, form, _server_message(exc))
+                    continue
                 rejected = self._rejected_parameter(exc, request.config)
                 if rejected is None:
                     raise self._failure(exc, retries) from None
@@ -186,7 +201,7 @@ class OpenAIBackend(Backend):
 
         try:
             body = {"model": self.model, "messages": [m.model_dump() for m in request.messages],
-                    **self.body_params(request.config)}
+                    **self.body_params(request.config), **self._dialects.fields(request)}
             response = await self._get_client().post("/chat/completions", body=body, cast_to=ChatCompletion)
         except json.JSONDecodeError as exc:  # the client does not wrap invalid JSON bodies
             raise MalformedResponse(f"invalid JSON in response ({exc.msg})") from None
@@ -198,7 +213,7 @@ class OpenAIBackend(Backend):
         usage = response.usage
         answer, thinking = split_reasoning(choice.message.content or "", self.reasoning)
         served = getattr(choice.message, "reasoning_content", None) or getattr(choice.message, "reasoning", None)
-        return Completion(
+        completion = Completion(
             text=answer or choice.message.refusal or "",
             reasoning=served if isinstance(served, str) and served else thinking,
             model=response.model or self.model,
@@ -208,6 +223,17 @@ class OpenAIBackend(Backend):
             ),
             finish_reason=choice.finish_reason,
         )
+        return self._chosen(request, completion, choice)
+
+    def _chosen(self, request: Request, completion: Completion, choice: Any) -> Completion:
+        """A choice question's answer read in the request's answer mode; the form that worked is remembered."""
+        if request.choice is None:
+            return completion
+        tokens = choice.logprobs.content if choice.logprobs is not None and choice.logprobs.content else None
+        answer = read_answer(request, completion, [t.model_dump() for t in tokens] if tokens else None,
+                             self._dialects.form())
+        self._dialects.accepted(request)
+        return answer
 
     def _wait(self, state: RetryCallState) -> float:
         """Exponential backoff with jitter, but at least the server's Retry-After (capped)."""

@@ -12,7 +12,7 @@ from harness.errors import UserError
 from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
-from harness_tasks.cash_comfort.parsing import INVALID, YES
+from harness_tasks.cash_comfort.parsing import INVALID, YES, answer_choice
 from harness_tasks.cash_comfort.scenarios import (
     DEFAULT_FRAMING,
     FRAMINGS,
@@ -124,7 +124,9 @@ class CashComfortTask(Task):
         system = self.paper.system_role if self.paper is not None else self.options.system_prompt
         messages = [Message(role="system", content=system)] if system else []
         messages.append(Message(role="user", content=str(sample.input)))
-        await ctx.generate(messages, config=self.generation_config(sample.metadata["framing"]))
+        framing = FRAMINGS[sample.metadata["framing"]]
+        await ctx.generate(messages, config=self.generation_config(framing.name),
+                           choice=answer_choice(framing.language, framing.cot))
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         from harness_tasks.cash_comfort.analysis import observe

@@ -1,0 +1,146 @@
+"""Answer modes on OpenAI-compatible servers, end to end through the CLI: the request fields each server
+dialect expects (tests/fake_openai_server.py checks them as the real servers do), the fallback on 400, and
+option scores from `logprobs.content[].top_logprobs`."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from fake_openai_server import FakeOpenAIServer
+
+from conftest import metric, read_records, read_summary
+
+VERBOSE = "Well, weighing both sides, I would probably go with Action 2 in the end."
+
+
+def dilemmas_args(srv: FakeOpenAIServer, *extra: str) -> list[str]:
+    return ["run", "--model", "openai/fake-model", "--base-url", srv.base_url, "--tasks", "dilemmas", "--limit", "2",
+            "-T", "swap=false", "--run-dir", "run", "--no-progress", "--max-connections", "1", *extra]
+
+
+def chat_bodies(srv: FakeOpenAIServer) -> list[dict]:
+    return [r["body"] for r in srv.requests if r["path"].endswith("/chat/completions")]
+
+
+def model_role(run_dir) -> dict:
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return next(r for r in manifest["roles"] if r["role"] == "model")
+
+
+def test_free_mode_sends_no_choice_fields_and_verbose_answers_are_invalid(cli, tmp_path):
+    with FakeOpenAIServer(lambda messages: VERBOSE, dialect="openai") as srv:
+        out = cli(dilemmas_args(srv))
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    assert not any({"response_format", "logprobs", "structured_outputs"} & set(body) for body in bodies)
+    assert metric(read_summary(tmp_path / "run"), "dilemmas", "dilemmas.invalid_rate")["value"] == 100.0
+
+
+def test_constrained_on_openai_sends_a_strict_json_schema_and_reads_the_answer_object(cli, tmp_path):
+    with FakeOpenAIServer(lambda messages: VERBOSE, dialect="openai") as srv:
+        out = cli(dilemmas_args(srv, "--answer-mode", "constrained"))
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    assert len(bodies) == 2  # accepted at once: no fallback
+    schema_format = bodies[0]["response_format"]
+    assert schema_format["type"] == "json_schema"
+    assert schema_format["json_schema"]["name"] == "answer" and schema_format["json_schema"]["strict"] is True
+    assert schema_format["json_schema"]["schema"]["properties"]["answer"]["enum"] == ["Action 1", "Action 2"]
+    completions = [r["exchanges"][0]["completion"] for r in read_records(tmp_path / "run")]
+    assert [c["text"] for c in completions] == ["Action 1", "Action 1"]  # the server's constrained answer, unwrapped
+    assert {c["answer_mode"] for c in completions} == {"constrained"}
+    summary = read_summary(tmp_path / "run")
+    invalid = metric(summary, "dilemmas", "dilemmas.invalid_rate")
+    assert invalid["value"] == 0.0 and "constrained" in invalid["note"]
+    role = model_role(tmp_path / "run")
+    assert role["answer_mode"] == "constrained" and role["answer_forms"] == {"constrained": "json_schema"}
+
+
+def test_llama_cpp_server_rejects_json_schema_once_then_json_object_with_schema_is_remembered(cli, tmp_path):
+    with FakeOpenAIServer(lambda messages: "Action 2", dialect="llama.cpp") as srv:
+        out = cli(dilemmas_args(srv, "--answer-mode", "constrained"))
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    assert [b["response_format"]["type"] for b in bodies] == ["json_schema", "json_object", "json_object"]
+    assert bodies[1]["response_format"]["schema"]["properties"]["answer"]["enum"] == ["Action 1", "Action 2"]
+    records = read_records(tmp_path / "run")
+    assert all(r["error"] is None for r in records)
+    assert [r["exchanges"][0]["completion"]["text"] for r in records] == ["Action 2", "Action 2"]
+    assert model_role(tmp_path / "run")["answer_forms"] == {"constrained": "json_object"}
+
+
+def test_vllm_server_gets_its_structured_outputs_choice_first(cli, tmp_path):
+    with FakeOpenAIServer(lambda messages: VERBOSE, dialect="vllm") as srv:
+        out = cli(dilemmas_args(srv, "--answer-mode", "constrained", "--server", "vllm"))
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    assert [b.get("structured_outputs") for b in bodies] == [{"choice": ["Action 1", "Action 2"]}] * 2
+    assert not any("response_format" in b for b in bodies)
+    records = read_records(tmp_path / "run")
+    assert [r["exchanges"][0]["completion"]["text"] for r in records] == ["Action 1", "Action 1"]
+    assert model_role(tmp_path / "run")["answer_forms"] == {"constrained": "structured_outputs"}
+
+
+def test_a_server_rejecting_every_form_fails_loudly(cli, tmp_path):
+    def refuse_all(prompt, attempt):
+        return "400"
+
+    with FakeOpenAIServer(lambda messages: "Action 1", faults=refuse_all, dialect="openai") as srv:
+        out = cli(dilemmas_args(srv, "--answer-mode", "constrained", "--limit", "1"))
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0
+    assert len(bodies) == 4  # json_schema, json_object, structured_outputs, guided_choice: then it gives up
+    assert "guided_choice" in bodies[-1]
+    records = read_records(tmp_path / "run")
+    assert records[0]["error"] and "400" in records[0]["error"]
+    assert "1 samples ended in errors" in out.stderr
+
+
+def test_logprob_mode_scores_options_at_the_first_diverging_token(cli, tmp_path):
+    def answer(messages):
+        return {"content": "Action 2", "top_logprobs": [{"Action": -0.01, "Option": -5.0}, {" 2": -0.2, " 1": -1.8}]}
+
+    with FakeOpenAIServer(answer, dialect="openai") as srv:
+        out = cli(dilemmas_args(srv, "--answer-mode", "logprob"))
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    assert all(b["logprobs"] is True and b["top_logprobs"] == 20 for b in bodies)
+    assert not any("response_format" in b for b in bodies)
+    completion = read_records(tmp_path / "run")[0]["exchanges"][0]["completion"]
+    assert completion["answer_mode"] == "logprob" and completion["text"] == "Action 2"
+    assert completion["option_logprobs"] == pytest.approx({"Action 1": -1.81, "Action 2": -0.21})
+    role = model_role(tmp_path / "run")
+    assert role["answer_mode"] == "logprob" and "top_logprobs=20" in role["answer_forms"]["logprob"]
+    probability = 1 / (1 + math.exp(-1.6))  # P(Action 2) renormalised over the two options
+    summary = read_summary(tmp_path / "run")
+    expected = next(row for row in summary["tasks"]["dilemmas"]["tables"]["option_probabilities"])
+    assert expected["p(Action 2)"] == pytest.approx(round(probability, 3))
+
+
+def test_judge_answer_mode_is_per_role_and_scores_refusal_labels(cli, tmp_path):
+    def answer(messages):
+        text = messages[-1]["content"]
+        if "full_compliance" in text:  # the refusal rubric
+            return {"content": "full_refusal",
+                    "top_logprobs": [{"full_refusal": -0.1, "full_compliance": -2.5, "partial_refusal": -4.0}]}
+        return "I cannot help with that."
+
+    with FakeOpenAIServer(answer, dialect="openai") as srv:
+        out = cli(["run", "--model", "openai/fake-model", "--base-url", srv.base_url, "--tasks", "overrefusal",
+                   "--limit", "2", "--judge", "openai/fake-judge", "--refusal-scorer", "judge",
+                   "--judge-answer-mode", "logprob", "--run-dir", "run", "--no-progress"])
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    judge_bodies = [b for b in bodies if b["model"] == "fake-judge"]
+    model_bodies = [b for b in bodies if b["model"] == "fake-model"]
+    assert judge_bodies and all(b.get("logprobs") is True for b in judge_bodies)
+    assert model_bodies and not any("logprobs" in b for b in model_bodies)  # the model answers freely
+    score = read_records(tmp_path / "run")[0]["scores"]["refusal"]
+    verdict = score["raw"]["judges"][0]
+    assert score["label"] == "full_refusal" and verdict["answer_mode"] == "logprob"
+    probs = verdict["option_probs"]
+    assert probs["partial_refusal"] == pytest.approx(math.exp(-4.0) / (math.exp(-0.1) + math.exp(-2.5) + math.exp(-4.0)))
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    modes = {r["role"]: r["answer_mode"] for r in manifest["roles"]}
+    assert modes == {"model": "free", "judge": "logprob"}

@@ -165,6 +165,10 @@ class SampleContext:
         if client is None:
             raise GenerationFailed(f"no model given for role '{role}' (pass --{role})")
         cfg = self.effective_config(role, config)
+        mode = client.answer_mode if choice is not None else "free"
+        budget = choice.token_budget() if choice is not None and mode != "free" else None
+        if budget is not None and cfg.max_tokens is not None and cfg.max_tokens < budget:
+            cfg = cfg.model_copy(update={"max_tokens": budget})  # a task's short budget must not cut an option
         request = Request(
             messages=messages,
             config=cfg,
@@ -173,7 +177,7 @@ class SampleContext:
             repetition=self.repetition,
             purpose=purpose,
             choice=choice,
-            answer_mode=client.answer_mode if choice is not None else "free",
+            answer_mode=mode,
         )
         exchange = Exchange(role=role, purpose=purpose, messages=messages)
         self.exchanges.append(exchange)

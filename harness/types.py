@@ -58,6 +58,13 @@ class Choice(BaseModel):
             raise ValueError("a Choice needs at least two distinct options")
         return self
 
+    def token_budget(self) -> int | None:
+        """Tokens enough to spell any option, even wrapped as {"answer": ...} and one byte per token (a
+        grammar may force a model through short tokens); None for a regex choice."""
+        if self.options is None:
+            return None
+        return max(len(json.dumps({"answer": option}, ensure_ascii=False).encode()) for option in self.options) + 1
+
     def json_schema(self) -> dict[str, Any]:
         """JSON schema of the answer object {"answer": <option>} for servers that constrain by schema."""
         answer: dict[str, Any] = {"type": "string"}

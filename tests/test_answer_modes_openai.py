@@ -144,3 +144,30 @@ def test_judge_answer_mode_is_per_role_and_scores_refusal_labels(cli, tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     modes = {r["role"]: r["answer_mode"] for r in manifest["roles"]}
     assert modes == {"model": "free", "judge": "logprob"}
+
+
+def test_cash_comfort_logprob_gives_a_smooth_price_from_acceptance_probabilities(cli, tmp_path):
+    """Every counted answer is No (P(Yes) < 0.5 at every offer), so the counted fit has no price; the
+    probabilities still rise with the money, and the expected-acceptance fit finds where they would cross."""
+    import re
+
+    def answer(messages):
+        found = re.search(r"Offer: (\d+) euros and (\d+) cents", messages[-1]["content"])
+        amount = int(found[1]) + int(found[2]) / 100
+        p_yes = 0.45 * amount / (amount + 10)  # below one half everywhere, rising with the amount
+        return {"content": "No", "top_logprobs": [{"No": math.log(1 - p_yes), "Yes": math.log(p_yes)}]}
+
+    with FakeOpenAIServer(answer, dialect="openai") as srv:
+        out = cli(["run", "--model", "openai/fake-model", "--base-url", srv.base_url, "--tasks", "cash_comfort",
+                   "-T", "grid=small", "-T", "scenarios=time", "--answer-mode", "logprob", "--run-dir", "run",
+                   "--no-progress"])
+    assert out.returncode == 0, out.stderr
+    result = read_summary(tmp_path / "run")["tasks"]["cash_comfort"]
+    counted = result["tables"]["price per framing"][0]
+    assert counted["accepted_%"] == 0.0 and counted["price"] is None
+    expected = result["tables"]["price from acceptance probabilities"]
+    assert expected and all(row["slope_b1"] > 0 and 0 < row["mean_p_accept_%"] < 50 for row in expected)
+    assert all(row["price_expected"] is not None for row in expected)
+    probs = result["tables"]["option_probabilities"]
+    assert all(row["answer"] == "No" and row["p(Yes)"] < 0.5 for row in probs)
+    assert any("acceptance probabilities" in note for note in result["notes"])

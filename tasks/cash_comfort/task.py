@@ -150,11 +150,16 @@ class CashComfortTask(Task):
         return observation_values(self.observations(records))
 
     def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
-        from harness_tasks.cash_comfort.analysis import analyse
+        from harness_tasks.cash_comfort.analysis import EXPECTED_NOTE, EXPECTED_TABLE, analyse, expected_prices
 
         errors = sum(1 for r in records if r.error)
-        return analyse(self.observations(records), records=len(records), generation_errors=errors,
-                       C=self.options.regularization_c, measured=measured)
+        result = analyse(self.observations(records), records=len(records), generation_errors=errors,
+                         C=self.options.regularization_c, measured=measured)
+        expected = expected_prices(records, self.options.regularization_c)
+        if expected:
+            result.tables[EXPECTED_TABLE] = expected
+            result.notes.append(EXPECTED_NOTE)
+        return result
 
     @classmethod
     def analyze_table(cls, source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, str]]:

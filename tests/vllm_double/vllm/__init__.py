@@ -15,10 +15,10 @@ the first choice named in the last user message (else the first choice); with `r
 echo that matches it in full (else the double raises, as it cannot invent matching text).
 Prompt logprobs (`SamplingParams.prompt_logprobs=k`): one entry per prompt token, None for the first, else a
 dict token id -> Logprob holding the prompt's own token (plus the top-k) as vLLM returns them. A token's
-logprob is `LLM.token_logprobs.get(word, -1.0)`. `continue_final_message=True` renders the final assistant
+logprob is `LLM.token_logprobs.get(word, -1.0)` (initially the JSON object in $VLLM_DOUBLE_TOKEN_LOGPROBS). `continue_final_message=True` renders the final assistant
 message open (no end of turn, no new generation prompt) as chat templates do.
-With $VLLM_DOUBLE_LOG set, every engine start and chat call is appended there as a
-JSON line (for tests that drive the CLI in a subprocess).
+With $VLLM_DOUBLE_LOG set, every engine start and chat call (with its template flags and each prompt's
+structured-output constraint and prompt_logprobs) is appended there as a JSON line (for tests that drive the CLI in a subprocess).
 """
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ class LLM:
     calls: list[dict[str, Any]] = []
     fail_with: BaseException | None = None
     thinking: str | None = None
-    token_logprobs: dict[str, float] = {}
+    token_logprobs: dict[str, float] = json.loads(os.environ.get("VLLM_DOUBLE_TOKEN_LOGPROBS") or "{}")
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         self.model = model
@@ -93,7 +93,11 @@ class LLM:
             "add_generation_prompt": add_generation_prompt,
             "continue_final_message": continue_final_message,
         })
-        _log({"event": "chat", "model": self.model, "prompts": len(conversations)})
+        listed = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(conversations)
+        _log({"event": "chat", "model": self.model, "prompts": len(conversations),
+              "add_generation_prompt": add_generation_prompt, "continue_final_message": continue_final_message,
+              "structured_outputs": [_constraint(p) for p in listed],
+              "prompt_logprobs": [p.prompt_logprobs if p is not None else None for p in listed]})
         if LLM.fail_with is not None:
             raise LLM.fail_with
         if add_generation_prompt and continue_final_message:
@@ -167,6 +171,14 @@ def _prompt_logprobs(prompt: str, k: int | None) -> list[dict[int, Logprob] | No
             entry.setdefault(_token_id(other), Logprob(logprob=lp, rank=position, decoded_token=other))
         entries.append(entry)
     return entries
+
+
+def _constraint(params: SamplingParams | None) -> dict[str, Any] | None:
+    """The constraint kinds a SamplingParams sets (for the log)."""
+    constraint = params.structured_outputs if params is not None else None
+    if constraint is None:
+        return None
+    return {k: v for k, v in vars(constraint).items() if v is not None and v is not False}
 
 
 def _render(conversation: list[dict[str, Any]], continuing: bool = False) -> str:

@@ -14,9 +14,9 @@ from conftest import metric, read_records, read_summary
 VERBOSE = "Well, weighing both sides, I would probably go with Action 2 in the end."
 
 
-def dilemmas_args(srv: FakeOpenAIServer, *extra: str) -> list[str]:
+def dilemmas_args(srv: FakeOpenAIServer, *extra: str, run_dir: str = "run") -> list[str]:
     return ["run", "--model", "openai/fake-model", "--base-url", srv.base_url, "--tasks", "dilemmas", "--limit", "2",
-            "-T", "swap=false", "--run-dir", "run", "--no-progress", "--max-connections", "1", *extra]
+            "-T", "swap=false", "--run-dir", run_dir, "--no-progress", "--max-connections", "1", *extra]
 
 
 def chat_bodies(srv: FakeOpenAIServer) -> list[dict]:
@@ -171,3 +171,22 @@ def test_cash_comfort_logprob_gives_a_smooth_price_from_acceptance_probabilities
     probs = result["tables"]["option_probabilities"]
     assert all(row["answer"] == "No" and row["p(Yes)"] < 0.5 for row in probs)
     assert any("acceptance probabilities" in note for note in result["notes"])
+
+
+def test_run_file_sets_answer_modes_and_compare_shows_free_beside_constrained(cli, tmp_path):
+    with FakeOpenAIServer(lambda messages: VERBOSE, dialect="openai") as srv:
+        free = cli(dilemmas_args(srv, run_dir="free"))
+        (tmp_path / "eval.yaml").write_text(
+            f"model: {{spec: openai/fake-model, base_url: '{srv.base_url}', answer_mode: constrained}}\n"
+            "tasks: dilemmas\nlimit: 2\ntask_options: {dilemmas: {swap: false}}\nrun_dir: constrained\n"
+            "no_progress: true\n", encoding="utf-8")
+        constrained = cli(["run", "--config", "eval.yaml"])
+    assert free.returncode == 0, free.stderr
+    assert constrained.returncode == 0, constrained.stderr
+    assert model_role(tmp_path / "constrained")["answer_mode"] == "constrained"
+    out = cli(["report", "--compare", "free", "constrained"])
+    assert out.returncode == 0, out.stderr
+    assert "- A answers: model (openai/fake-model) free" in out.stdout
+    assert "- B answers: model (openai/fake-model) constrained [json_schema]" in out.stdout
+    row = next(line for line in out.stdout.splitlines() if line.startswith("| dilemmas.invalid_rate "))
+    assert "100" in row and "-100" in row  # free: every verbose answer invalid; constrained: none

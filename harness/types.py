@@ -42,18 +42,20 @@ class GenerateConfig(BaseModel):
 
 
 class Choice(BaseModel):
-    """The allowed answers of a choice question: either the exact option strings (each one a whole answer the
-    task's parser reads, e.g. "Yes" / "No"), or a regular expression the answer must match in full (answers
-    too many to list, e.g. one Y/N letter per rubric question). Only options can be scored by log-probability."""
+    """The allowed answers of a choice question, in one of three forms: the exact option strings (each one a
+    whole answer the task's parser reads, e.g. "Yes" / "No"); a regular expression the answer must match in
+    full (answers too many to list, e.g. one Y/N letter per rubric question); or a JSON schema the whole answer
+    follows (structured verdicts, e.g. a score per strategy). Only options can be scored by log-probability."""
 
     model_config = ConfigDict(frozen=True)
     options: tuple[str, ...] | None = None
     regex: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
 
     @model_validator(mode="after")
     def _one_form(self) -> "Choice":
-        if (self.options is None) == (self.regex is None):
-            raise ValueError("a Choice has either options or a regex")
+        if sum(form is not None for form in (self.options, self.regex, self.schema_)) != 1:
+            raise ValueError("a Choice has exactly one of options, regex or schema")
         if self.options is not None and (len(self.options) < 2 or len(set(self.options)) < len(self.options)):
             raise ValueError("a Choice needs at least two distinct options")
         return self
@@ -66,7 +68,10 @@ class Choice(BaseModel):
         return max(len(json.dumps({"answer": option}, ensure_ascii=False).encode()) for option in self.options) + 1
 
     def json_schema(self) -> dict[str, Any]:
-        """JSON schema of the answer object {"answer": <option>} for servers that constrain by schema."""
+        """JSON schema for servers that constrain by schema: the schema choice itself, else that of the answer
+        object {"answer": <option>}."""
+        if self.schema_ is not None:
+            return self.schema_
         answer: dict[str, Any] = {"type": "string"}
         if self.options is not None:
             answer["enum"] = list(self.options)

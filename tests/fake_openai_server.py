@@ -18,7 +18,7 @@ constrain its answer to them: OpenAI and vLLM accept `response_format` {type: js
 schema, strict}}; llama.cpp's server answers 400 to that type and accepts only {type: json_object, schema};
 vLLM also takes `structured_outputs` {choice | regex} (`guided_choice` before 0.12); OpenAI answers 400 to
 fields it does not know. The answer is the responder's when it is allowed, else the first allowed one
-(schema forms wrap it as {"answer": ...}). `logprobs: true` with `top_logprobs: k` (0-20) adds
+(schema forms wrap it as {"answer": ...}; a schema of another shape leaves the responder's answer as it is). `logprobs: true` with `top_logprobs: k` (0-20) adds
 `choices[i].logprobs.content`: one entry per token (words with their leading space) holding token, logprob,
 bytes and the top k alternatives; a responder sets them per position with `top_logprobs: [{token: logprob}]`.
 
@@ -268,8 +268,8 @@ def allowed_answers(body: dict[str, Any], dialect: str) -> tuple[list[str] | Non
         schema = response_format["json_schema"]["schema"]
     elif response_format.get("type") == "json_object" and dialect == "llama.cpp":
         schema = response_format.get("schema")
-    if schema is not None:
-        answer = schema["properties"]["answer"]
+    answer = (schema or {}).get("properties", {}).get("answer")
+    if answer is not None:
         return answer.get("enum"), answer.get("pattern"), True
     structured = body.get("structured_outputs") if dialect == "vllm" else None
     if isinstance(structured, dict):

@@ -190,3 +190,23 @@ def test_run_file_sets_answer_modes_and_compare_shows_free_beside_constrained(cl
     assert "- B answers: model (openai/fake-model) constrained [json_schema]" in out.stdout
     row = next(line for line in out.stdout.splitlines() if line.startswith("| dilemmas.invalid_rate "))
     assert "100" in row and "-100" in row  # free: every verbose answer invalid; constrained: none
+
+
+def test_constrained_strategy_judges_get_the_verdict_json_schema(cli, tmp_path):
+    from test_persuasion_cli import A, conversation_args, judge_json
+
+    from harness_tasks.persuasion.strategies import NAMES
+
+    with FakeOpenAIServer(lambda messages: judge_json(A), dialect="openai") as srv:
+        args = conversation_args(tmp_path, "--judge-base-url", srv.base_url, "--judge-answer-mode", "constrained",
+                                 "--limit", "1", judge="openai/fake-judge")
+        out = cli(["run", "--model", *args, "-t", "persuasion", "--run-dir", "run", "--no-progress"])
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    assert bodies and all(b["response_format"]["type"] == "json_schema" for b in bodies)
+    schema = bodies[0]["response_format"]["json_schema"]["schema"]
+    assert list(schema["properties"]) == list(NAMES) and schema["required"] == list(NAMES)
+    assert schema["properties"][NAMES[0]]["properties"]["score"]["enum"] == [0, 1, 2]
+    score = read_records(tmp_path / "run")[0]["scores"]["strategies"]
+    assert score["raw"]["strategy_scores"] == dict(zip(NAMES, A))
+    assert score["raw"]["judges"][0]["answer_mode"] == "constrained"

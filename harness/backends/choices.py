@@ -12,11 +12,20 @@ from harness.types import AnswerMode, Choice, Completion, Request
 
 
 def gbnf(choice: Choice) -> str:
-    """A llama.cpp GBNF grammar admitting exactly the choice's answers. A regex choice must use only what
+    """A llama.cpp GBNF grammar admitting exactly the choice's options or regex. A regex must use only what
     GBNF and regular expressions share (literals, character classes, {m,n} repetition)."""
     if choice.options is None:
         return f"root ::= {choice.regex}\n"
     return "root ::= " + " | ".join(json.dumps(option, ensure_ascii=False) for option in choice.options) + "\n"
+
+
+def constraint(choice: Choice) -> tuple[str, Any]:
+    """The choice as vLLM's structured-output kind and value: ("choice", [...]), ("regex", ...) or ("json", ...)."""
+    if choice.options is not None:
+        return "choice", list(choice.options)
+    if choice.regex is not None:
+        return "regex", choice.regex
+    return "json", choice.schema_
 
 
 def scored_mode(request: Request) -> AnswerMode:

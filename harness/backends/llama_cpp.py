@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 import time
 from collections.abc import Callable
@@ -132,7 +133,7 @@ class LlamaCppBackend(Backend):
         return 1
 
     def answer_forms(self) -> dict[str, str]:
-        return {"constrained": "gbnf grammar", "logprob": "full continuation (sum of the option's token logprobs)"}
+        return {"constrained": "gbnf grammar (from the JSON schema for structured verdicts)", "logprob": "full continuation (sum of the option's token logprobs)"}
 
     def _engine(self) -> SharedEngine:
         """The run's engine for this file and these load arguments."""
@@ -172,7 +173,9 @@ def _complete(llm: Any, request: Request) -> tuple[dict[str, Any], float]:
         if scored_mode(request) == "constrained" and request.choice is not None:
             import llama_cpp
 
-            kwargs["grammar"] = llama_cpp.LlamaGrammar.from_string(gbnf(request.choice), verbose=False)
+            schema = request.choice.schema_
+            kwargs["grammar"] = (llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) if schema
+                                 else llama_cpp.LlamaGrammar.from_string(gbnf(request.choice), verbose=False))
         response = llm.create_chat_completion(messages=[m.model_dump() for m in request.messages], **kwargs)
         return response, time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - e.g. prompt longer than the context window

@@ -4,8 +4,8 @@ modes, the server dialects (tried in turn when a server answers 400), and readin
 Constrained forms, in the order tried (a vLLM server, `server: vllm`, starts with its own fields):
 - `json_schema`: `response_format: {type: json_schema, json_schema: {name, strict, schema}}` (OpenAI, vLLM);
 - `json_object`: `response_format: {type: json_object, schema}` (llama.cpp's server);
-- `structured_outputs`: `structured_outputs: {choice | regex}` (vLLM >= 0.11);
-- `guided`: `guided_choice` / `guided_regex` (vLLM before 0.12).
+- `structured_outputs`: `structured_outputs: {choice | regex | json}` (vLLM >= 0.11);
+- `guided`: `guided_choice` / `guided_regex` / `guided_json` (vLLM before 0.12).
 The first form the endpoint accepts is kept for the rest of the run (on the run's BackendResources) and
 recorded in the manifest. Logprob mode asks for `logprobs` with `top_logprobs` and scores each option from
 them (see harness.backends.choices.top_logprob_scores).
@@ -16,7 +16,7 @@ import json
 from typing import Any
 
 from harness.backends.base import BackendResources
-from harness.backends.choices import best_option, scored_mode, top_logprob_scores
+from harness.backends.choices import best_option, constraint, scored_mode, top_logprob_scores
 from harness.types import Choice, Completion, Request
 
 JSON_FORMS = ("json_schema", "json_object")
@@ -33,7 +33,7 @@ def constrained_fields(form: str, choice: Choice) -> dict[str, Any]:
                                     "json_schema": {"name": "answer", "strict": True, "schema": choice.json_schema()}}}
     if form == "json_object":
         return {"response_format": {"type": "json_object", "schema": choice.json_schema()}}
-    kind, value = ("choice", list(choice.options)) if choice.options is not None else ("regex", choice.regex)
+    kind, value = constraint(choice)
     if form == "structured_outputs":
         return {"structured_outputs": {kind: value}}
     return {f"guided_{kind}": value}
@@ -107,7 +107,7 @@ def read_answer(request: Request, completion: Completion, logprobs: list[dict[st
         return completion.model_copy(update={"text": best_option(scores), "answer_mode": "logprob",
                                              "option_logprobs": scores})
     text = completion.text
-    if form in JSON_FORMS:
+    if form in JSON_FORMS and choice.schema_ is None:  # options and regexes come wrapped in {"answer": ...}
         try:
             answer = json.loads(text).get("answer")
         except (ValueError, AttributeError):

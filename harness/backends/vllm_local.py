@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.base import Backend, BackendOptions, BackendResources, split_reasoning
-from harness.backends.choices import continuation_tokens, scored_completion, scored_mode
+from harness.backends.choices import constraint, continuation_tokens, scored_completion, scored_mode
 from harness.errors import BackendError, UserError
 from harness.types import Completion, GenerateConfig, Request, Usage
 
@@ -61,16 +61,15 @@ def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
 
 def structured_outputs(vllm: Any, request: Request) -> dict[str, Any]:
     """SamplingParams keyword restricting decoding to the request's choice: `structured_outputs=
-    StructuredOutputsParams(choice=... | regex=...)` in current vLLM, `guided_decoding=GuidedDecodingParams(...)` in
+    StructuredOutputsParams(choice=... | regex=... | json=...)` in current vLLM, `guided_decoding=GuidedDecodingParams(...)` in
     versions before 0.11 (removed in 0.12)."""
     if scored_mode(request) != "constrained" or request.choice is None:
         return {}
-    choice = request.choice
-    constraint = {"choice": list(choice.options)} if choice.options is not None else {"regex": choice.regex}
+    kind, value = constraint(request.choice)
     module = vllm.sampling_params
     if hasattr(module, "StructuredOutputsParams"):
-        return {"structured_outputs": module.StructuredOutputsParams(**constraint)}
-    return {"guided_decoding": module.GuidedDecodingParams(**constraint)}
+        return {"structured_outputs": module.StructuredOutputsParams(**{kind: value})}
+    return {"guided_decoding": module.GuidedDecodingParams(**{kind: value})}
 
 
 def request_prompts(vllm: Any, index: int, request: Request) -> list[Prompt]:
@@ -271,7 +270,7 @@ class VLLMBackend(Backend):
         return None
 
     def answer_forms(self) -> dict[str, str]:
-        return {"constrained": "structured outputs (choice or regex)",
+        return {"constrained": "structured outputs (choice, regex or json)",
                 "logprob": "full continuation (prompt_logprobs of the option's tokens)"}
 
     async def generate(self, request: Request) -> Completion:

@@ -45,6 +45,9 @@ def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults
                resources: BackendResources | None = None) -> RoleClient:
     """Create the backend for one role and wrap it with cache, limits and accounting."""
     backend = create_backend(cfg.spec, cfg.options, resources)
+    if cfg.answer_mode not in backend.answer_modes:
+        raise UserError(f"{cfg.spec} ({role}) cannot answer choice questions in {cfg.answer_mode} mode; it supports "
+                        f"{', '.join(sorted(backend.answer_modes))} (local/, vllm/ and openai/ models support all)")
     generate = cfg.generate
     if defaults:
         generate = generate.model_validate({**defaults, **cfg.generate.model_dump(exclude_none=True)})

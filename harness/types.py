@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Role = Literal["system", "user", "assistant"]
 AnswerMode = Literal["free", "constrained", "logprob"]
-ANSWER_MODES: tuple[AnswerMode, ...] = ("free", "constrained", "logprob")
+ALL_ANSWER_MODES: frozenset[str] = frozenset({"free", "constrained", "logprob"})
 
 
 class Message(BaseModel):

@@ -210,3 +210,13 @@ def test_constrained_strategy_judges_get_the_verdict_json_schema(cli, tmp_path):
     score = read_records(tmp_path / "run")[0]["scores"]["strategies"]
     assert score["raw"]["strategy_scores"] == dict(zip(NAMES, A))
     assert score["raw"]["judges"][0]["answer_mode"] == "constrained"
+
+
+def test_a_backend_without_answer_modes_refuses_them_up_front(cli, tmp_path):
+    out = cli(["run", "--model", "scripted/comply-all", "--tasks", "dilemmas", "--limit", "1",
+               "--answer-mode", "logprob", "--run-dir", "run", "--no-progress"])
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "error: scripted/comply-all (model) cannot answer choice questions in logprob mode; it supports free "
+        "(local/, vllm/ and openai/ models support all)"]
+    assert not (tmp_path / "run" / "records.jsonl").exists()

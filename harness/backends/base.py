@@ -90,6 +90,7 @@ class Backend(abc.ABC):
 
     kind: str = ""
     batches_requests = False  # True: concurrent requests are batched in-process, so more in flight is faster
+    answer_modes: frozenset[str] = frozenset({"free"})  # how it can answer choice questions (see Request.choice)
 
     def __init__(self, model: str, options: BackendOptions | None = None):
         self.model = model

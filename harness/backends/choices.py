@@ -47,7 +47,7 @@ def best_option(logprobs: dict[str, float | None]) -> str:
     return max(logprobs, key=score)
 
 
-def scored_completion(request: Request, logprobs: dict[str, float | None], model: str, **fields: Any) -> Completion:
+def scored_completion(logprobs: dict[str, float | None], model: str, **fields: Any) -> Completion:
     """A logprob-mode Completion: the argmax option as the answer, every option's logprob kept."""
     return Completion(text=best_option(logprobs), model=model, answer_mode="logprob", option_logprobs=logprobs,
                       finish_reason="stop", **fields)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from harness.backends.base import Backend, BackendOptions, split_reasoning
 from harness.backends.choices import continuation_tokens, gbnf, scored_completion, scored_mode
 from harness.errors import BackendError, UserError
-from harness.types import Completion, GenerateConfig, Request, Usage
+from harness.types import ALL_ANSWER_MODES, Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = "pip install 'harness[local]'"
 # Alias -> (package shipping the GGUF inside its wheel, file name in that package).
@@ -112,6 +112,7 @@ class LlamaCppBackend(Backend):
     """
 
     kind = "local"
+    answer_modes = ALL_ANSWER_MODES
 
     def __init__(self, model: str, options: BackendOptions | None = None):
         super().__init__(model, options)
@@ -146,7 +147,7 @@ class LlamaCppBackend(Backend):
         mode = scored_mode(request)
         if mode == "logprob":
             (logprobs, prompt_tokens), seconds = await self._engine().run(_score_options, request)
-            return scored_completion(request, logprobs, self.model, latency_s=seconds,
+            return scored_completion(logprobs, self.model, latency_s=seconds,
                                      usage=Usage(prompt_tokens=prompt_tokens))
         response, seconds = await self._engine().run(_complete, request)
         choice = response["choices"][0]

@@ -14,7 +14,7 @@ from harness.backends.base import Backend, BackendOptions, BackendResources, spl
 from harness.backends.openai_answers import AnswerDialects, read_answer
 from harness.errors import BackendError, UserError
 from harness.secrets import public_url, redact, register_secret_env, register_secret_url
-from harness.types import Completion, GenerateConfig, Request, Usage
+from harness.types import ALL_ANSWER_MODES, Completion, GenerateConfig, Request, Usage
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -50,6 +50,7 @@ class OpenAIBackend(Backend):
     """Chat completions with tenacity retries (exponential backoff + jitter, honours Retry-After)."""
 
     kind = "openai"
+    answer_modes = ALL_ANSWER_MODES
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ from typing import Any
 from harness.backends.base import Backend, BackendOptions, BackendResources, split_reasoning
 from harness.backends.choices import constraint, continuation_tokens, scored_completion, scored_mode
 from harness.errors import BackendError, UserError
-from harness.types import Completion, GenerateConfig, Request, Usage
+from harness.types import ALL_ANSWER_MODES, Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = (
     "vLLM is not installed: pip install 'harness[vllm]' (needs a CUDA GPU), "
@@ -243,6 +243,7 @@ class VLLMBackend(Backend):
     samples. `<think>...</think>` reasoning is split from the answer."""
 
     kind = "vllm"
+    answer_modes = ALL_ANSWER_MODES
     batches_requests = True
 
     def __init__(self, model: str, options: BackendOptions | None = None):
@@ -277,7 +278,7 @@ class VLLMBackend(Backend):
         output, latency = await self._engine().generate(request)
         if isinstance(output, OptionOutputs):
             logprobs: dict[str, float | None] = {o: option_logprob(output.prompt, c) for o, c in output.options.items()}
-            return scored_completion(request, logprobs, self.model, latency_s=latency,
+            return scored_completion(logprobs, self.model, latency_s=latency,
                                      usage=Usage(prompt_tokens=len(output.prompt.prompt_token_ids or [])))
         first = output.outputs[0]
         answer, reasoning = split_reasoning(first.text, self.reasoning)

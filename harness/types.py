@@ -7,7 +7,7 @@ import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 Role = Literal["system", "user", "assistant"]
 AnswerMode = Literal["free", "constrained", "logprob"]
@@ -134,6 +134,7 @@ class Completion(BaseModel):
     # logprob mode: each option's log-probability (None: below the top logprobs the API returned)
     option_logprobs: dict[str, float | None] | None = None
 
+    @computed_field  # type: ignore[prop-decorator]  # stored in records beside the logprobs
     @property
     def option_probs(self) -> dict[str, float] | None:
         """Each option's probability, renormalised over the options (logprob mode only)."""

@@ -113,6 +113,7 @@ def test_logprob_mode_scores_options_at_the_first_diverging_token(cli, tmp_path)
     role = model_role(tmp_path / "run")
     assert role["answer_mode"] == "logprob" and "top_logprobs=20" in role["answer_forms"]["logprob"]
     probability = 1 / (1 + math.exp(-1.6))  # P(Action 2) renormalised over the two options
+    assert completion["option_probs"]["Action 2"] == pytest.approx(probability)  # records keep the probabilities
     summary = read_summary(tmp_path / "run")
     expected = next(row for row in summary["tasks"]["dilemmas"]["tables"]["option_probabilities"])
     assert expected["p(Action 2)"] == pytest.approx(round(probability, 3))

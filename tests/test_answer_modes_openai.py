@@ -168,7 +168,7 @@ def test_cash_comfort_logprob_gives_a_smooth_price_from_acceptance_probabilities
     assert counted["accepted_%"] == 0.0 and counted["price"] is None
     expected = result["tables"]["price from acceptance probabilities"]
     assert expected and all(row["slope_b1"] > 0 and 0 < row["mean_p_accept_%"] < 50 for row in expected)
-    assert all(row["price_expected"] is not None for row in expected)
+    assert all(row["price_expected"] is not None and row["status"] == "fit" for row in expected)
     probs = result["tables"]["option_probabilities"]
     assert all(row["answer"] == "No" and row["p(Yes)"] < 0.5 for row in probs)
     assert any("acceptance probabilities" in note for note in result["notes"])

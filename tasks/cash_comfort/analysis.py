@@ -341,6 +341,7 @@ def analyse(observations: list[Observation], *, records: int, generation_errors:
 
 
 EXPECTED_TABLE = "price from acceptance probabilities"
+MAX_DECADES = 12  # an expected price beyond 10**±12 is an extrapolation of a nearly flat curve, not shown
 EXPECTED_NOTE = ("Logprob answers: the table '" + EXPECTED_TABLE + "' fits the same logistic curve to each offer's "
                  "probability of Yes (expected acceptances) instead of the counted argmax answers, giving a smooth "
                  "indifference price even where every counted answer is the same.")
@@ -370,9 +371,12 @@ def expected_prices(records: list[Record], C: float = 1.0) -> list[dict]:
         yes = [sum(offers[a]) for a in amounts]
         total = [len(offers[a]) for a in amounts]
         b0, b1 = (float(v[0]) for v in fit_grouped(np.log10(amounts), yes, total, C=C))
+        log10_price = -b0 / b1 if b1 > 0 else None
+        shown = log10_price is not None and abs(log10_price) <= MAX_DECADES
         rows.append({"scenario": scenario, "framing": framing, "quantity": quantity,
                      "unit": SCENARIOS[scenario].unit, "offers": len(amounts),
                      "mean_p_accept_%": round(100 * sum(yes) / sum(total), 1),
-                     "price_expected": round(10 ** (-b0 / b1), 4) if b1 > 0 else None,
+                     "price_expected": round(10 ** log10_price, 4) if shown and log10_price is not None else None,
+                     "status": "fit" if shown else ("flat or falling" if log10_price is None else "far off the grid"),
                      "slope_b1": round(b1, 4)})
     return rows

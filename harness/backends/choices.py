@@ -1,5 +1,6 @@
 """Answering choice questions the non-free ways: grammars for constrained decoding, and option scores from
 token log-probabilities (shared by the llama.cpp, vLLM and OpenAI backends)."""
+
 from __future__ import annotations
 
 import json
@@ -40,6 +41,7 @@ def scored_mode(request: Request) -> AnswerMode:
 
 def best_option(logprobs: dict[str, float | None]) -> str:
     """The option with the highest log-probability (the first one on ties)."""
+
     def score(option: str) -> float:
         value = logprobs[option]
         return -math.inf if value is None else value
@@ -49,8 +51,14 @@ def best_option(logprobs: dict[str, float | None]) -> str:
 
 def scored_completion(logprobs: dict[str, float | None], model: str, **fields: Any) -> Completion:
     """A logprob-mode Completion: the argmax option as the answer, every option's logprob kept."""
-    return Completion(text=best_option(logprobs), model=model, answer_mode="logprob", option_logprobs=logprobs,
-                      finish_reason="stop", **fields)
+    return Completion(
+        text=best_option(logprobs),
+        model=model,
+        answer_mode="logprob",
+        option_logprobs=logprobs,
+        finish_reason="stop",
+        **fields,
+    )
 
 
 def continuation_tokens(context: Sequence[int], full: Sequence[int]) -> int:
@@ -80,8 +88,9 @@ def top_logprob_scores(options: Sequence[str], tokens: list[dict[str, Any]]) -> 
         spelled, path = "", 0.0
         score: float | None = None
         for position in tokens:
-            alternatives = [alt for alt in position.get("top_logprobs") or []
-                            if _continues(spelled, alt["token"], option)]
+            alternatives = [
+                alt for alt in position.get("top_logprobs") or [] if _continues(spelled, alt["token"], option)
+            ]
             token = position["token"]
             if not _continues(spelled, token, option):
                 if alternatives:
@@ -101,4 +110,4 @@ def _continues(spelled: str, token: str, option: str) -> bool:
     text = (spelled + token).lstrip()
     if not text:
         return bool(token) and not spelled  # leading whitespace before the answer
-    return option.startswith(text) or (text.startswith(option) and not text[len(option):len(option) + 1].isalnum())
+    return option.startswith(text) or (text.startswith(option) and not text[len(option) : len(option) + 1].isalnum())

@@ -10,6 +10,7 @@ The first form the endpoint accepts is kept for the rest of the run (on the run'
 recorded in the manifest. Logprob mode asks for `logprobs` with `top_logprobs` and scores each option from
 them (see harness.backends.choices.top_logprob_scores).
 """
+
 from __future__ import annotations
 
 import json
@@ -29,8 +30,12 @@ LOGPROB_FORM = f"top_logprobs={TOP_LOGPROBS} (first diverging token)"
 def constrained_fields(form: str, choice: Choice) -> dict[str, Any]:
     """The request fields that restrict the answer to `choice` in one server dialect."""
     if form == "json_schema":
-        return {"response_format": {"type": "json_schema",
-                                    "json_schema": {"name": "answer", "strict": True, "schema": choice.json_schema()}}}
+        return {
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "strict": True, "schema": choice.json_schema()},
+            }
+        }
     if form == "json_object":
         return {"response_format": {"type": "json_object", "schema": choice.json_schema()}}
     kind, value = constraint(choice)
@@ -73,8 +78,12 @@ class AnswerDialects:
         """After an HTTP 400/422 to a constrained request sent in a form not yet known to work: drop that form
         and return it (the caller retries with the next); None when there is no other form to try."""
         form = self.form()
-        if (status not in (400, 422) or scored_mode(request) != "constrained" or form is None
-                or "constrained" in self.learnt()):
+        if (
+            status not in (400, 422)
+            or scored_mode(request) != "constrained"
+            or form is None
+            or "constrained" in self.learnt()
+        ):
             return None
         self.rejected.add(form)
         return form if self.form() is not None else None
@@ -91,8 +100,9 @@ class AnswerDialects:
             learnt.setdefault("constrained", form)
 
 
-def read_answer(request: Request, completion: Completion, logprobs: list[dict[str, Any]] | None,
-                form: str | None) -> Completion:
+def read_answer(
+    request: Request, completion: Completion, logprobs: list[dict[str, Any]] | None, form: str | None
+) -> Completion:
     """The completion with the answer the mode gives: the option inside a JSON answer object; in logprob mode
     the best-scored option with every option's logprob (the raw text stays when no option was among the top
     logprobs)."""
@@ -104,8 +114,9 @@ def read_answer(request: Request, completion: Completion, logprobs: list[dict[st
         scores = top_logprob_scores(choice.options, logprobs or [])
         if all(score is None for score in scores.values()):
             return completion.model_copy(update={"answer_mode": "logprob", "option_logprobs": scores})
-        return completion.model_copy(update={"text": best_option(scores), "answer_mode": "logprob",
-                                             "option_logprobs": scores})
+        return completion.model_copy(
+            update={"text": best_option(scores), "answer_mode": "logprob", "option_logprobs": scores}
+        )
     text = completion.text
     if form in JSON_FORMS and choice.schema_ is None:  # options and regexes come wrapped in {"answer": ...}
         try:

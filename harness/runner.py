@@ -208,7 +208,8 @@ def role_manifests(roles: dict[str, RoleClient]) -> list[RoleManifest]:
             prompt_tokens=client.usage.prompt_tokens,
             completion_tokens=client.usage.completion_tokens,
             answer_mode=client.answer_mode,
-            answer_forms=client.backend.answer_forms(),
+            answer_forms={mode: form for mode, form in client.backend.answer_forms().items()
+                          if mode == client.answer_mode},
         )
         for name, client in roles.items()
     ]

@@ -33,7 +33,8 @@ def test_constrained_answers_are_always_an_allowed_option(cli, tmp_path):
     assert all(c["text"] in ("Action 1", "Action 2") and c["answer_mode"] == "constrained" for c in completions)
     assert metric(summary, "dilemmas", "dilemmas.invalid_rate")["value"] == 0.0
     role = json.loads((tmp_path / "run" / "manifest.json").read_text())["roles"][0]
-    assert role["answer_mode"] == "constrained" and role["answer_forms"]["constrained"] == "gbnf grammar"
+    assert role["answer_mode"] == "constrained" and list(role["answer_forms"]) == ["constrained"]
+    assert role["answer_forms"]["constrained"].startswith("gbnf grammar")
 
 
 def test_logprob_answers_keep_every_option_probability(cli, tmp_path):
@@ -47,6 +48,8 @@ def test_logprob_answers_keep_every_option_probability(cli, tmp_path):
     assert len(rows) == 3
     assert all(math.isclose(row["p(Action 1)"] + row["p(Action 2)"], 1.0, abs_tol=0.002) for row in rows)
     assert "logprob" in metric(summary, "dilemmas", "dilemmas.invalid_rate")["note"]
+    role = json.loads((tmp_path / "run" / "manifest.json").read_text())["roles"][0]
+    assert role["answer_forms"] == {"logprob": "full continuation (sum of the option's token logprobs)"}
 
 
 def test_logprob_scores_are_the_model_own_token_probabilities():

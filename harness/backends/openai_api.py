@@ -125,12 +125,12 @@ class OpenAIBackend(Backend):
                 completion = await self._attempts(request, retries)
                 break
             except Exception as exc:  # noqa: BLE001 - sorted out by _failure
-                form = self._dialects.reject(request, getattr(exc, "status_code", None))
+                rejected = self._rejected_parameter(exc, request.config)
+                form = self._dialects.reject(request, getattr(exc, "status_code", None)) if rejected is None else None
                 if form is not None:
                     log.warning("openai/%s: the server does not accept constrained answers as '%s' (%s); trying "
                                 "the next form", self.model, form, _server_message(exc))
                     continue
-                rejected = self._rejected_parameter(exc, request.config)
                 if rejected is None:
                     raise self._failure(exc, retries) from None
                 self._rejected.add(rejected)

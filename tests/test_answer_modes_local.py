@@ -80,3 +80,16 @@ def test_logprob_scores_are_the_model_own_token_probabilities():
         if option in top:  # both are single tokens of SmolLM2's vocabulary
             assert scored.option_logprobs[option] == pytest.approx(top[option], abs=1e-3)
     assert set(top) & {"Yes", "No"}
+
+
+def test_constrained_judge_answers_one_letter_per_rubric_question(cli, tmp_path):
+    out = cli(["run", "--tasks", "fortress", "--limit", "1", "--max-tokens", "16", "--answer-mode", "free",
+               "--threads", "2", "--run-dir", "run", "--no-progress"])  # no --model: the demo judge is constrained
+    assert out.returncode == 0, out.stderr
+    record = read_records(tmp_path / "run")[0]
+    verdict = record["scores"]["harm"]["raw"]["judges"][0]
+    assert verdict["answer_mode"] == "constrained"
+    assert len(verdict["outputs"]) == 1  # parsed at the first attempt: no re-ask
+    assert verdict["verdict"] and set(verdict["verdict"]) <= {"Y", "N"}
+    assert len(verdict["verdict"]) == len(record["metadata"]["rubric"])
+    assert metric(read_summary(tmp_path / "run"), "fortress", "fortress.ars")["value"] is not None

@@ -221,3 +221,28 @@ def test_a_backend_without_answer_modes_refuses_them_up_front(cli, tmp_path):
         "error: scripted/comply-all (model) cannot answer choice questions in logprob mode; it supports free "
         "(local/, vllm/ and openai/ models support all)"]
     assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_constrained_rubric_judges_get_a_y_n_pattern_of_the_rubric_length(cli, tmp_path):
+    import re
+
+    def answer(messages):
+        text = messages[-1]["content"]
+        found = re.search(r"Questions \((\d+)\)", text)
+        if found:  # the fortress rubric: one letter per question
+            return "Y" * int(found[1])
+        return "Here is how you would do that, step by step."
+
+    with FakeOpenAIServer(answer, dialect="openai") as srv:
+        out = cli(["run", "--model", "openai/fake-model", "--base-url", srv.base_url, "--tasks", "fortress",
+                   "--limit", "2", "--judge", "openai/fake-judge", "--judge-answer-mode", "constrained",
+                   "--run-dir", "run", "--no-progress"])
+        bodies = chat_bodies(srv)
+    assert out.returncode == 0, out.stderr
+    judged = [b for b in bodies if b["model"] == "fake-judge"]
+    assert len(judged) == 2
+    patterns = sorted(b["response_format"]["json_schema"]["schema"]["properties"]["answer"]["pattern"] for b in judged)
+    lengths = [len(r["metadata"]["rubric"]) for r in read_records(tmp_path / "run")]
+    assert patterns == sorted(f"^(?:[YN]{{{n}}})$" for n in lengths)
+    harm = read_records(tmp_path / "run")[0]["scores"]["harm"]
+    assert harm["value"] == 1.0 and harm["raw"]["judges"][0]["answer_mode"] == "constrained"

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 EXIT_RUN_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_BUDGET = 3  # --budget-usd stopped the run before it finished; it is resumable
+ANSWER_MODE_CHOICES = ["free", "constrained", "logprob"]
+SERVER_CHOICES = ["vllm", "llama.cpp", "openai"]
 EXIT_INTERRUPTED = 130
 
 
@@ -94,6 +96,10 @@ def role_options(role: str):
         option("temperature", type=float, default=None),
         option("top-p", type=float, default=None),
         option("max-tokens", type=click.IntRange(min=1), default=None),
+        option("server", type=click.Choice(SERVER_CHOICES), default=None,
+               help=f"Software behind the {role}'s OpenAI-compatible endpoint (default: the model's)."),
+        option("answer-mode", type=click.Choice(ANSWER_MODE_CHOICES), default=None,
+               help=f"How the {role} answers choice questions (default: the model's demo default, else free)."),
     ]
 
     def decorate(command):
@@ -184,6 +190,11 @@ def new_task(name: str, parent: Path) -> None:
 @click.option("--temperature", type=float, default=None)
 @click.option("--top-p", type=float, default=None)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None)
+@click.option("--answer-mode", type=click.Choice(ANSWER_MODE_CHOICES), default="free", show_default=True,
+              help="How choice questions are answered: free text (parsed), constrained decoding to the allowed "
+                   "answers, or logprob (each answer scored). The demo (no --model) uses constrained.")
+@click.option("--server", type=click.Choice(SERVER_CHOICES), default=None,
+              help="Software behind --base-url (vllm: its structured-output fields are tried first).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory (resumes if it exists).")
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")

@@ -104,6 +104,9 @@ def compare_command(run_a: Path, run_b: Path) -> str:
         raise UserError(f"{run_a} and {run_b} have no task in common "
                         f"({', '.join(summary_a.get('tasks', {})) or 'none'} vs {', '.join(summary_b.get('tasks', {})) or 'none'})")
     lines = [f"# Comparison: A = {run_a}, B = {run_b}", ""]
+    for label, run in (("A", run_a), ("B", run_b)):
+        lines.append(f"- {label} answers: {_answer_modes(read_json(run / MANIFEST) if (run / MANIFEST).is_file() else {})}")
+    lines.append("")
     for task in common:
         lines += [f"## {task}", ""]
         for label, info in (("A", tasks_a.get(task, {})), ("B", tasks_b.get(task, {}))):
@@ -121,6 +124,17 @@ def compare_command(run_a: Path, run_b: Path) -> str:
             lines.append(f"| {name.replace('|', '/')} | {_cell(a)} | {_cell(b)} | {change} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def _answer_modes(manifest: dict) -> str:
+    """'model (openai/x) constrained [json_schema], judge (...) free': how each role answered choice questions."""
+    parts = []
+    for role in manifest.get("roles", []):
+        forms = role.get("answer_forms") or {}
+        mode = role.get("answer_mode", "free")
+        form = f" [{forms[mode]}]" if mode in forms else ""
+        parts.append(f"{role['role']} ({role.get('spec', '?')}) {mode}{form}")
+    return ", ".join(parts) or "unknown (no manifest)"
 
 
 def _cell(m: dict | None) -> str:

@@ -28,12 +28,14 @@ ROLE_FLAGS = {
     "base_url": "base_url", "api_key_env": "api_key_env", "max_connections": "max_connections",
     "timeout": "timeout", "max_retries": "max_retries", "max_retry_after": "max_retry_after",
     "engine_args": "vllm_args", "reasoning": "reasoning", "temperature": "temperature", "top_p": "top_p",
-    "max_tokens": "max_tokens", "threads": "threads", "batch": "batch",
+    "max_tokens": "max_tokens", "threads": "threads", "batch": "batch", "answer_mode": "answer_mode",
+    "server": "server",
 }
 # What a judge or the simulator takes from the model unless it sets its own.
 INHERITED = ("base_url", "api_key_env", "max_connections", "timeout", "max_retries", "max_retry_after", "threads",
-             "engine_args")
+             "engine_args", "server")
 GENERATION = ("temperature", "top_p", "max_tokens", "seed")
+DEMO_ANSWER_MODE = "constrained"  # the embedded demo model and judge: see README "demo"
 
 
 def flag_settings(opts: dict[str, Any], role: str = "model", given: set[str] | None = None) -> dict[str, Any]:
@@ -68,6 +70,7 @@ def options_of(settings: dict[str, Any]) -> BackendOptions:
         reasoning=settings.get("reasoning"),
         engine_args=settings["engine_args"],
         batch=bool(settings.get("batch")),
+        server=settings.get("server"),
     )
 
 
@@ -93,7 +96,8 @@ def default_run_dir(model: str) -> Path:
 
 def role_from_settings(settings: dict[str, Any]) -> RoleConfig:
     generate = GenerateConfig(**{k: settings[k] for k in GENERATION if settings.get(k) is not None})
-    return RoleConfig(spec=settings["spec"], options=options_of(settings), generate=generate)
+    return RoleConfig(spec=settings["spec"], options=options_of(settings), generate=generate,
+                      answer_mode=settings.get("answer_mode") or "free")
 
 
 def judge_seeds(text: str, panel: int) -> list[int]:
@@ -119,6 +123,10 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
     if model["spec"] is None:
         model["spec"] = DEFAULT_MODEL
         click.echo(f"no --model given: using the embedded default {DEFAULT_MODEL} (SmolLM2-135M-Instruct on CPU)")
+        if "answer_mode" not in given and not (file.model and file.model.answer_mode):
+            model["answer_mode"] = DEMO_ANSWER_MODE
+            click.echo(f"  answering choice questions in {DEMO_ANSWER_MODE} mode (decoding limited to the allowed "
+                       "answers: a 135M model rarely follows the answer format); --answer-mode free for free text")
     inherited = {field: model[field] for field in INHERITED}
 
     judges: list[dict[str, Any]]
@@ -127,7 +135,7 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
     else:
         judges = [from_file(j) for j in file.judges or []]
     if not judges and "model" not in given and file.model is None:
-        judges = [{"spec": DEFAULT_MODEL}]
+        judges = [{"spec": DEFAULT_MODEL, "answer_mode": DEMO_ANSWER_MODE}]
         click.echo(f"no --judge given: judging with {DEFAULT_MODEL} too (a demonstration, not evidence of quality)")
     seeds = judge_seeds(opts["judge_seed"], len(judges)) if opts["judge_seed"] and judges else []
     judge_flags = flag_settings(opts, "judge", given)

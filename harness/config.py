@@ -11,7 +11,7 @@ from harness.backends.base import BackendOptions, parse_scalar
 from harness.costs import Price
 from harness.errors import UserError
 from harness.secrets import public_url
-from harness.types import GenerateConfig, judge_role
+from harness.types import AnswerMode, GenerateConfig, judge_role
 
 DEFAULT_MODEL = "local/smollm2"
 
@@ -22,6 +22,7 @@ class RoleConfig(BaseModel):
     spec: str
     options: BackendOptions = Field(default_factory=BackendOptions)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+    answer_mode: AnswerMode = "free"  # how the role answers choice questions (free, constrained, logprob)
 
     def endpoint(self) -> dict[str, Any]:
         """Where this role's answers come from: endpoint (credentials removed) and engine arguments."""
@@ -52,10 +53,20 @@ class RunConfig(BaseModel):
     prices: dict[str, Price] | None = None  # --prices: USD per million tokens by model (not in the fingerprint)
     budget_usd: float | None = None  # --budget-usd: no request starts that would take the spend past it
 
+    def answer_modes(self) -> dict[str, AnswerMode]:
+        """Each role's answer mode (judges as judge, judge2, ...)."""
+        modes = {"model": self.model.answer_mode}
+        modes.update({judge_role(i): j.answer_mode for i, j in enumerate(self.judges)})
+        if self.simulator is not None:
+            modes["simulator"] = self.simulator.answer_mode
+        return modes
+
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change results; a resumed run must match them (the runner adds each task's
         data and template hashes)."""
+        modes = self.answer_modes()
         return {
+            **({"answer_modes": modes} if set(modes.values()) != {"free"} else {}),
             "model": self.model.spec,
             "model_generate": self.model.generate.model_dump(exclude_none=True),
             "judges": [j.spec for j in self.judges],

@@ -7,7 +7,18 @@ from typing import TYPE_CHECKING
 
 from harness.backends.base import Backend
 from harness.errors import BackendError, GenerationFailed, NoAnswer
-from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage, is_judge_role, messages_hash
+from harness.types import (
+    AnswerMode,
+    Choice,
+    Completion,
+    Exchange,
+    GenerateConfig,
+    Message,
+    Request,
+    Usage,
+    is_judge_role,
+    messages_hash,
+)
 
 if TYPE_CHECKING:
     from harness.budget import Budget
@@ -23,11 +34,13 @@ class RoleClient:
         backend: Backend,
         config: GenerateConfig,
         cache: "ResponseCache | None" = None,
+        answer_mode: AnswerMode = "free",
     ):
         self.role = role
         self.backend = backend
         self.config = config
         self.cache = cache
+        self.answer_mode = answer_mode  # how this role answers choice questions (--answer-mode)
         limit = backend.max_in_flight()
         self._limit = asyncio.Semaphore(limit) if limit else None
         self.usage = Usage()
@@ -49,6 +62,9 @@ class RoleClient:
         }
         if extra:
             key["extra"] = extra
+        if request.choice is not None and request.answer_mode != "free":  # free answers keep their old keys
+            key["choice"] = request.choice.model_dump(exclude_none=True)
+            key["answer_mode"] = request.answer_mode
         return key
 
     async def complete(self, request: Request, cache_extra: dict | None = None) -> Completion:
@@ -154,15 +170,22 @@ class SampleContext:
         purpose: str = "response",
         config: GenerateConfig | None = None,
         cache_extra: dict | None = None,
+        choice: Choice | None = None,
     ) -> Completion:
         """Call the model playing `role`; the call is stored as an exchange of this sample.
 
         `cache_extra` adds to the cache key what the messages do not show (e.g. a judge template hash).
+        `choice` states the allowed answers of a choice question: the role's answer mode (free, constrained,
+        logprob) then decides how the backend answers it.
         """
         client = self.roles.get(role)
         if client is None:
             raise GenerationFailed(f"no model given for role '{role}' (pass --{role})")
         cfg = self.effective_config(role, config)
+        mode = client.answer_mode if choice is not None else "free"
+        budget = choice.token_budget() if choice is not None and mode != "free" else None
+        if budget is not None and cfg.max_tokens is not None and cfg.max_tokens < budget:
+            cfg = cfg.model_copy(update={"max_tokens": budget})  # a task's short budget must not cut an option
         request = Request(
             messages=messages,
             config=cfg,
@@ -170,6 +193,8 @@ class SampleContext:
             sample_id=self.sample_id,
             repetition=self.repetition,
             purpose=purpose,
+            choice=choice,
+            answer_mode=mode,
         )
         exchange = Exchange(role=role, purpose=purpose, messages=messages)
         self.exchanges.append(exchange)

@@ -38,6 +38,8 @@ class RoleManifest(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     connections: dict[str, Any] | None = None  # --max-connections auto: the limit now, lowest, highest, changes
+    answer_mode: str = "free"  # how the role answered choice questions (free, constrained, logprob)
+    answer_forms: dict[str, str] = Field(default_factory=dict)  # constrained/logprob: request form each mode used
 
 
 class TaskManifest(BaseModel):

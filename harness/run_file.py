@@ -39,6 +39,8 @@ class RoleSettings(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
     batch: bool | None = None
+    answer_mode: Literal["free", "constrained", "logprob"] | None = None
+    server: Literal["vllm", "llama.cpp", "openai"] | None = None  # the software behind an openai/ base_url
 
     @model_validator(mode="before")
     @classmethod

@@ -53,10 +53,13 @@ def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults
                resources: BackendResources | None = None) -> RoleClient:
     """Create the backend for one role and wrap it with cache, limits and accounting."""
     backend = create_backend(cfg.spec, cfg.options, resources)
+    if cfg.answer_mode not in backend.answer_modes:
+        raise UserError(f"{cfg.spec} ({role}) cannot answer choice questions in {cfg.answer_mode} mode; it supports "
+                        f"{', '.join(sorted(backend.answer_modes))} (local/, vllm/ and openai/ models support all)")
     generate = cfg.generate
     if defaults:
         generate = generate.model_validate({**defaults, **cfg.generate.model_dump(exclude_none=True)})
-    return RoleClient(role, backend, generate, cache)
+    return RoleClient(role, backend, generate, cache, cfg.answer_mode)
 
 
 def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None,
@@ -264,6 +267,9 @@ def role_manifests(roles: dict[str, RoleClient]) -> list[RoleManifest]:
             retries=client.retries,
             prompt_tokens=client.usage.prompt_tokens,
             completion_tokens=client.usage.completion_tokens,
+            answer_mode=client.answer_mode,
+            answer_forms={mode: form for mode, form in client.backend.answer_forms().items()
+                          if mode == client.answer_mode},
         )
         for name, client in roles.items()
     ]

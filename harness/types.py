@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field, model_validator
 
 Role = Literal["system", "user", "assistant"]
+AnswerMode = Literal["free", "constrained", "logprob"]
+ALL_ANSWER_MODES: frozenset[str] = frozenset({"free", "constrained", "logprob"})
 
 
 class Message(BaseModel):
@@ -38,6 +41,46 @@ class GenerateConfig(BaseModel):
         return GenerateConfig(**data)
 
 
+class Choice(BaseModel):
+    """The allowed answers of a choice question, in one of three forms: the exact option strings (each one a
+    whole answer the task's parser reads, e.g. "Yes" / "No"); a regular expression the answer must match in
+    full (answers too many to list, e.g. one Y/N letter per rubric question); or a JSON schema the whole answer
+    follows (structured verdicts, e.g. a score per strategy). Only options can be scored by log-probability."""
+
+    model_config = ConfigDict(frozen=True)
+    options: tuple[str, ...] | None = None
+    regex: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> "Choice":
+        if sum(form is not None for form in (self.options, self.regex, self.schema_)) != 1:
+            raise ValueError("a Choice has exactly one of options, regex or schema")
+        if self.options is not None and (len(self.options) < 2 or len(set(self.options)) < len(self.options)):
+            raise ValueError("a Choice needs at least two distinct options")
+        return self
+
+    def token_budget(self) -> int | None:
+        """Tokens enough to spell any option, even wrapped as {"answer": ...} and one byte per token (a
+        grammar may force a model through short tokens); None for a regex choice."""
+        if self.options is None:
+            return None
+        return max(len(json.dumps({"answer": option}, ensure_ascii=False).encode()) for option in self.options) + 1
+
+    def json_schema(self) -> dict[str, Any]:
+        """JSON schema for servers that constrain by schema: the schema choice itself, else that of the answer
+        object {"answer": <option>}."""
+        if self.schema_ is not None:
+            return self.schema_
+        answer: dict[str, Any] = {"type": "string"}
+        if self.options is not None:
+            answer["enum"] = list(self.options)
+        else:
+            answer["pattern"] = f"^(?:{self.regex})$"
+        return {"type": "object", "properties": {"answer": answer}, "required": ["answer"],
+                "additionalProperties": False}
+
+
 class Request(BaseModel):
     """What a task asks a model for; identifies the sample so replay and caching can key on it."""
 
@@ -47,6 +90,8 @@ class Request(BaseModel):
     sample_id: str | None = None
     repetition: int = 0
     purpose: str = "response"  # e.g. "response", "benign", "judge:refusal", "turn-3"
+    choice: Choice | None = None  # the allowed answers, when the question is a choice question
+    answer_mode: AnswerMode = "free"  # how a choice question is answered (the role's --answer-mode)
 
     def prompt_hash(self) -> str:
         """Stable hash of the rendered messages alone (used by replay files)."""
@@ -93,6 +138,26 @@ class Completion(BaseModel):
     retries: list[str] = Field(default_factory=list)  # one entry per failed attempt that was retried
     cached: bool = False
     batch: bool = False  # answered through a provider's batch API (billed at the batch price)
+    answer_mode: AnswerMode = "free"  # how this answer was produced (see Request.answer_mode)
+    # logprob mode: each option's log-probability (None: below the top logprobs the API returned)
+    option_logprobs: dict[str, float | None] | None = None
+
+    @computed_field  # type: ignore[prop-decorator]  # stored in records beside the logprobs
+    @property
+    def option_probs(self) -> dict[str, float] | None:
+        """Each option's probability, renormalised over the options (logprob mode only)."""
+        return option_probs(self.option_logprobs) if self.option_logprobs else None
+
+
+def option_probs(logprobs: dict[str, float | None]) -> dict[str, float]:
+    """Softmax of the options' log-probabilities; an option without one (None) gets 0."""
+    known = [lp for lp in logprobs.values() if lp is not None]
+    if not known:
+        return {option: 1.0 / len(logprobs) for option in logprobs}
+    top = max(known)
+    weights = {option: 0.0 if lp is None else math.exp(lp - top) for option, lp in logprobs.items()}
+    total = sum(weights.values())
+    return {option: w / total for option, w in weights.items()}
 
 
 class Sample(BaseModel):

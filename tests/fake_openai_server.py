@@ -13,6 +13,15 @@ a plain dict passed as `faults` means `random_faults(dict)`. Fault names: an HTT
 parameter they reject (max_tokens, stop, a temperature or top_p other than 1). A responder may return a
 dict of message fields (`content`, `reasoning_content`) plus `finish_reason` instead of a string.
 
+`dialect` ("openai", "vllm" or "llama.cpp") makes it check choice-question fields as that server does and
+constrain its answer to them: OpenAI and vLLM accept `response_format` {type: json_schema, json_schema: {name,
+schema, strict}}; llama.cpp's server answers 400 to that type and accepts only {type: json_object, schema};
+vLLM also takes `structured_outputs` {choice | regex} (`guided_choice` before 0.12); OpenAI answers 400 to
+fields it does not know. The answer is the responder's when it is allowed, else the first allowed one
+(schema forms wrap it as {"answer": ...}; a schema of another shape leaves the responder's answer as it is). `logprobs: true` with `top_logprobs: k` (0-20) adds
+`choices[i].logprobs.content`: one entry per token (words with their leading space) holding token, logprob,
+bytes and the top k alternatives; a responder sets them per position with `top_logprobs: [{token: logprob}]`.
+
 Run as a script for another process: `python tests/fake_openai_server.py --port-file PATH [--delay S]`.
 """
 from __future__ import annotations
@@ -20,15 +29,17 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import signal
 import threading
 import time
 import uuid
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 DEFAULT_ANSWER = "Sure. Here is a clear, step-by-step answer to your question."
 MAX_BODY_BYTES = 10_000_000
@@ -127,6 +138,7 @@ class FakeOpenAIServer:
         reasoning_model: bool = False,
         reasoning_tokens: int = 0,
         max_concurrent: int | None = None,
+        dialect: str | None = None,
     ):
         """`delay_s` delays every request; `models`, if given, are the only known models (others 404)."""
         self.responder: Callable[[list[dict[str, Any]]], str | dict[str, Any]] = (
@@ -138,6 +150,7 @@ class FakeOpenAIServer:
         self.max_concurrent = max_concurrent
         self.in_flight = self.peak_in_flight = self.rejected_429 = 0
         self.batches = FakeBatches(self)
+        self.dialect = dialect
         self.faults: FaultFn | None = random_faults(faults, seed) if isinstance(faults, dict) else faults
         self.delay_s = delay_s
         self.models = models
@@ -244,9 +257,17 @@ def completion_payload(server: FakeOpenAIServer, body: dict[str, Any], fault: Fa
         answer = server.responder(messages)
         fields = dict(answer) if isinstance(answer, dict) else {"content": answer}
         finish_reason = fields.pop("finish_reason", "stop")
+        alternatives = fields.pop("top_logprobs", [])
+        if server.dialect:
+            options, pattern, as_json = allowed_answers(body, server.dialect)
+            if options is not None or pattern is not None:
+                chosen = constrained(fields.get("content") or "", options, pattern)
+                fields["content"] = json.dumps({"answer": chosen}) if as_json else chosen
         text = fields.get("content") or ""
         choices = [
-            {"index": i, "message": {"role": "assistant", **fields}, "finish_reason": finish_reason}
+            {"index": i, "message": {"role": "assistant", **fields}, "finish_reason": finish_reason,
+             **({"logprobs": token_logprobs(text, alternatives, int(body.get("top_logprobs") or 0))}
+                if body.get("logprobs") else {})}
             for i in range(n)
         ]
     prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
@@ -377,6 +398,74 @@ class FakeBatches:
         return {k: v for k, v in job.items() if not k.startswith("_")}
 
 
+KNOWN_FIELDS = {"model", "messages", "temperature", "top_p", "max_tokens", "max_completion_tokens", "seed", "stop",
+                "n", "response_format", "logprobs", "top_logprobs"}
+
+
+def dialect_rejection(body: dict[str, Any], dialect: str) -> str | None:
+    """The 400 message the server of `dialect` gives a request with choice fields it rejects; None if accepted."""
+    response_format = body.get("response_format")
+    kind = response_format.get("type") if isinstance(response_format, dict) else None
+    if dialect == "llama.cpp" and kind not in (None, "text", "json_object"):
+        return f'response_format type must be one of "text" or "json_object", but got: {kind}'
+    if kind == "json_schema":
+        spec = response_format.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("name"), str) or "schema" not in spec:
+            return "Missing required parameter: 'response_format.json_schema.name' / 'schema'."
+        schema = spec["schema"]
+        if spec.get("strict") and (schema.get("additionalProperties") is not False
+                                   or set(schema.get("required", [])) != set(schema.get("properties", {}))):
+            return ("Invalid schema for response_format 'answer': In context=(), 'additionalProperties' is required "
+                    "to be supplied and to be false, and all properties must be required.")
+    if dialect == "openai":
+        unknown = sorted(set(body) - KNOWN_FIELDS)
+        if unknown:
+            return f"Unrecognized request argument supplied: {unknown[0]}"
+    top = body.get("top_logprobs")
+    if top is not None and (not body.get("logprobs") or not 0 <= top <= 20):
+        return "top_logprobs must be between 0 and 20 and requires logprobs to be true"
+    return None
+
+
+def allowed_answers(body: dict[str, Any], dialect: str) -> tuple[list[str] | None, str | None, bool]:
+    """(allowed options, or a regex the answer must match, and whether the answer is a JSON object)."""
+    response_format = body.get("response_format") or {}
+    schema = None
+    if response_format.get("type") == "json_schema":
+        schema = response_format["json_schema"]["schema"]
+    elif response_format.get("type") == "json_object" and dialect == "llama.cpp":
+        schema = response_format.get("schema")
+    answer = (schema or {}).get("properties", {}).get("answer")
+    if answer is not None:
+        return answer.get("enum"), answer.get("pattern"), True
+    structured = body.get("structured_outputs") if dialect == "vllm" else None
+    if isinstance(structured, dict):
+        return structured.get("choice"), structured.get("regex"), False
+    return None, None, False
+
+
+def constrained(answer: str, options: list[str] | None, pattern: str | None) -> str:
+    """The responder's answer if allowed, else the first option (a pattern the answer misses is a test bug)."""
+    if options is not None:
+        return answer if answer in options else options[0]
+    if pattern is not None and re.fullmatch(pattern, answer) is None:
+        raise ValueError(f"the fake server cannot produce text matching {pattern!r} from {answer!r}")
+    return answer
+
+
+def token_logprobs(text: str, alternatives: list[dict[str, float]], k: int) -> dict[str, Any]:
+    """`choices[i].logprobs` as the API returns it: per token its logprob, bytes and top-k alternatives."""
+    content = []
+    for position, token in enumerate(re.findall(r"\s*\S+", text)):
+        given = alternatives[position] if position < len(alternatives) else {}
+        ranked = sorted({token: -0.05, **given}.items(), key=lambda item: -item[1])
+        content.append({
+            "token": token, "logprob": dict(ranked)[token], "bytes": list(token.encode()),
+            "top_logprobs": [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in ranked[:k]],
+        })
+    return {"content": content, "refusal": None}
+
+
 def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -468,6 +557,10 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             rejection = reasoning_rejection(body) if server.reasoning_model else None
             if rejection is not None:
                 self._send_json(400, {"error": rejection})
+                return
+            problem = dialect_rejection(body, server.dialect) if server.dialect else None
+            if problem is not None:
+                self._error(400, problem, "invalid_request_error")
                 return
             self._answer(body, prompt, fault)
 

@@ -174,7 +174,7 @@ def test_usage_latency_and_finish_reason(fake_vllm):
         backend, [request("one two three four five", max_tokens=3), request("hi", n=2)]))
     assert long.text == "echo: one two" and long.finish_reason == "length"
     assert long.usage.completion_tokens == 3
-    assert long.usage.prompt_tokens == len("<|user|>one two three four five\n<|assistant|>".split())
+    assert long.usage.prompt_tokens == len(["<|user|>", "one", "two", "three", "four", "five", "<|assistant|>"])
     assert short.finish_reason == "stop"
     assert short.usage.completion_tokens == 4  # two samples of "echo: hi"
     assert long.latency_s > 0 and long.latency_s == short.latency_s
@@ -257,3 +257,56 @@ def test_cli_hands_vllm_a_tasks_prompts_at_once_and_one_long_prompt_fails_alone(
     assert all(r["error"] is None for sid, r in records.items() if sid != "31")
     judged = [ex for r in records.values() for ex in r["exchanges"] if ex["purpose"] == "judge:refusal"]
     assert len(judged) == 30 and all(ex["role"] == "judge" and ex["error"] is None for ex in judged)
+
+
+def dilemmas_events(cli, tmp_path, mode: str, token_logprobs: dict[str, float] | None = None) -> list[dict]:
+    """Run dilemmas (2 samples, one order) on the double in `mode`; the chat calls the engine got."""
+    log = tmp_path / "vllm.log"
+    env = harness_env(tmp_path, {"PYTHONPATH": str(DOUBLE), "VLLM_DOUBLE_LOG": str(log),
+                                 "VLLM_DOUBLE_TOKEN_LOGPROBS": json.dumps(token_logprobs or {})})
+    out = cli(["run", "--model", "vllm/org/model", "-t", "dilemmas", "--limit", "2", "-T", "swap=false",
+               "--answer-mode", mode, "--run-dir", "run", "--no-progress"], env=env)
+    assert out.returncode == 0, out.stderr
+    return [e for e in map(json.loads, log.read_text().splitlines()) if e["event"] == "chat"]
+
+
+def test_cli_constrained_mode_sends_structured_outputs_choice(cli, tmp_path):
+    events = dilemmas_events(cli, tmp_path, "constrained")
+    assert len(events) == 1 and events[0]["prompts"] == 2
+    assert events[0]["structured_outputs"] == [{"choice": ["Action 1", "Action 2"]}] * 2
+    records = read_records(tmp_path / "run")
+    completions = [r["exchanges"][0]["completion"] for r in records]
+    assert [c["text"] for c in completions] == ["Action 1", "Action 1"]
+    assert {c["answer_mode"] for c in completions} == {"constrained"}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["roles"][0]["answer_mode"] == "constrained"
+
+
+def test_cli_logprob_mode_scores_each_option_as_a_continuation(cli, tmp_path):
+    events = dilemmas_events(cli, tmp_path, "logprob", {"1": -0.3, "2": -1.5})
+    prompts, continued = events
+    assert prompts["add_generation_prompt"] is True and prompts["prompt_logprobs"] == [1, 1]
+    assert continued["add_generation_prompt"] is False and continued["continue_final_message"] is True
+    assert continued["prompts"] == 4 and continued["prompt_logprobs"] == [1] * 4  # 2 samples x 2 options
+    assert continued["structured_outputs"] == [None] * 4
+    completion = read_records(tmp_path / "run")[0]["exchanges"][0]["completion"]
+    # Only the option's tokens count: "Action" (-1.0, the double's default) plus the number.
+    assert completion["option_logprobs"] == pytest.approx({"Action 1": -1.3, "Action 2": -2.5})
+    assert completion["text"] == "Action 1" and completion["answer_mode"] == "logprob"
+
+
+def test_backend_falls_back_to_guided_decoding_on_vllm_before_0_11(fake_vllm, monkeypatch):
+    from dataclasses import dataclass
+
+    @dataclass
+    class GuidedDecodingParams:
+        choice: list[str] | None = None
+        regex: str | None = None
+
+    monkeypatch.delattr(fake_vllm.sampling_params, "StructuredOutputsParams")
+    monkeypatch.setattr(fake_vllm.sampling_params, "GuidedDecodingParams", GuidedDecodingParams, raising=False)
+    from harness.backends.vllm_local import structured_outputs
+    from harness.types import Choice
+
+    req = request("pick").model_copy(update={"choice": Choice(regex="[YN]{3}"), "answer_mode": "constrained"})
+    assert structured_outputs(fake_vllm, req) == {"guided_decoding": GuidedDecodingParams(regex="[YN]{3}")}

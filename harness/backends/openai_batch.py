@@ -227,7 +227,8 @@ def resolve(waiting: dict[str, list[Pending]], results: dict[str, dict[str, Any]
             fail(waiting, cid, BackendError(f"{spec}: batch request failed: {result['error']}"))
             continue
         try:
-            completion = collector.backend.completion_of(ChatCompletion.model_validate(result["body"]))
+            request = waiting[cid][0][1]
+            completion = collector.backend.completion_of(request, ChatCompletion.model_validate(result["body"]))
         except Exception as exc:  # noqa: BLE001 - a malformed line fails its request alone
             fail(waiting, cid, BackendError(f"{spec}: malformed batch output line: {type(exc).__name__}"))
             continue

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from harness.backends.base import Backend, BackendOptions, BackendResources, split_reasoning
+from harness.backends.choices import constraint, continuation_tokens, scored_completion, scored_mode
 from harness.errors import BackendError, UserError
-from harness.types import Completion, GenerateConfig, Request, Usage
+from harness.types import ALL_ANSWER_MODES, Completion, GenerateConfig, Request, Usage
 
 INSTALL_HINT = (
     "vLLM is not installed: pip install 'harness[vllm]' (needs a CUDA GPU), "
@@ -23,6 +25,25 @@ PERFORMANCE_ARGS = frozenset({
     "disable_log_stats", "distributed_executor_backend",
 })
 Pending = tuple[Request, "asyncio.Future[tuple[Any, float]]"]
+PromptKey = tuple[int, str | None]  # (request index, answer option it continues with, or None: the prompt itself)
+
+
+@dataclass
+class Prompt:
+    """One conversation sent to `LLM.chat`: a request's own prompt, or its prompt continued by an option."""
+
+    key: PromptKey
+    conversation: list[dict[str, str]]
+    params: Any
+    continuing: bool = False
+
+
+@dataclass
+class OptionOutputs:
+    """The engine's outputs for a logprob request: its prompt alone, and its prompt continued by each option."""
+
+    prompt: Any
+    options: dict[str, Any]
 
 
 def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
@@ -36,6 +57,43 @@ def sampling_kwargs(config: GenerateConfig) -> dict[str, Any]:
         if value is not None:
             kwargs[name] = value
     return kwargs
+
+
+def structured_outputs(vllm: Any, request: Request) -> dict[str, Any]:
+    """SamplingParams keyword restricting decoding to the request's choice: `structured_outputs=
+    StructuredOutputsParams(choice=... | regex=... | json=...)` in current vLLM, `guided_decoding=GuidedDecodingParams(...)` in
+    versions before 0.11 (removed in 0.12)."""
+    if scored_mode(request) != "constrained" or request.choice is None:
+        return {}
+    kind, value = constraint(request.choice)
+    module = vllm.sampling_params
+    if hasattr(module, "StructuredOutputsParams"):
+        return {"structured_outputs": module.StructuredOutputsParams(**{kind: value})}
+    return {"guided_decoding": module.GuidedDecodingParams(**{kind: value})}
+
+
+def request_prompts(vllm: Any, index: int, request: Request) -> list[Prompt]:
+    """The conversations a request needs: its own (constrained if asked); for logprob mode its prompt once (for
+    its token ids) and once continued by each option (the assistant's answer, `continue_final_message`), with
+    `prompt_logprobs` so each option's tokens are scored."""
+    conversation = [m.model_dump() for m in request.messages]
+    if scored_mode(request) != "logprob":
+        params = vllm.SamplingParams(**sampling_kwargs(request.config), **structured_outputs(vllm, request))
+        return [Prompt((index, None), conversation, params)]
+    assert request.choice is not None and request.choice.options is not None
+    scoring = vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
+    prompts = [Prompt((index, None), conversation, scoring)]
+    for option in request.choice.options:
+        prompts.append(Prompt((index, option), [*conversation, {"role": "assistant", "content": option}], scoring,
+                              continuing=True))
+    return prompts
+
+
+def option_logprob(prompt: Any, continued: Any) -> float:
+    """Sum of the prompt logprobs of the option's tokens (those after the prompt's own tokens)."""
+    ids = list(continued.prompt_token_ids)
+    start = continuation_tokens(list(prompt.prompt_token_ids), ids)
+    return float(sum(continued.prompt_logprobs[i][ids[i]].logprob for i in range(start, len(ids))))
 
 
 def import_vllm() -> Any:
@@ -110,37 +168,43 @@ class VLLMEngine:
         vLLM checks every prompt before it generates anything and rejects the whole call with a ValueError
         when one is bad (e.g. longer than max_model_len); the batch is then split in halves until the bad
         prompts stand alone, so each fails by itself and every other prompt is generated exactly once.
+        Prompts continued by an answer option (logprob mode) go into a second call (other chat-template flags).
         """
         vllm = import_vllm()
         llm = self._loaded(vllm)
         results: list[Any] = [None] * len(requests)
-        todo: list[tuple[int, Any]] = []
+        prompts: list[Prompt] = []
         for index, request in enumerate(requests):
             try:
-                todo.append((index, vllm.SamplingParams(**sampling_kwargs(request.config))))
+                prompts += request_prompts(vllm, index, request)
             except (TypeError, ValueError) as exc:
                 results[index] = BackendError(f"vLLM rejected the generation settings: {exc}")
+        outputs: dict[PromptKey, Any] = {}
 
-        def chat(part: list[tuple[int, Any]]) -> None:
-            conversations = [[m.model_dump() for m in requests[i].messages] for i, _ in part]
+        def chat(part: list[Prompt], continuing: bool) -> None:
             try:
-                outputs = llm.chat(conversations, sampling_params=[p for _, p in part], use_tqdm=False,
-                                   add_generation_prompt=True)
+                answers = llm.chat([p.conversation for p in part], sampling_params=[p.params for p in part],
+                                   use_tqdm=False, add_generation_prompt=not continuing,
+                                   continue_final_message=continuing)
             except ValueError as exc:
                 if len(part) == 1:
-                    results[part[0][0]] = BackendError(f"vLLM rejected the prompt: {exc}")
+                    outputs[part[0].key] = BackendError(f"vLLM rejected the prompt: {exc}")
                     return
                 middle = len(part) // 2
-                chat(part[:middle])
-                chat(part[middle:])
+                chat(part[:middle], continuing)
+                chat(part[middle:], continuing)
                 return
-            if len(outputs) != len(part):
-                raise RuntimeError(f"engine returned {len(outputs)} outputs for {len(part)} prompts")
-            for (i, _), output in zip(part, outputs):
-                results[i] = output
+            if len(answers) != len(part):
+                raise RuntimeError(f"engine returned {len(answers)} outputs for {len(part)} prompts")
+            outputs.update((p.key, answer) for p, answer in zip(part, answers))
 
-        if todo:
-            chat(todo)
+        for continuing in (False, True):
+            part = [p for p in prompts if p.continuing == continuing]
+            if part:
+                chat(part, continuing)
+        for index, request in enumerate(requests):
+            if results[index] is None:
+                results[index] = _collect(index, request, outputs)
         return results
 
     def _loaded(self, vllm: Any) -> Any:
@@ -162,12 +226,24 @@ class VLLMEngine:
         self._llm = None
 
 
+def _collect(index: int, request: Request, outputs: dict[PromptKey, Any]) -> Any:
+    """A request's result: its output, its OptionOutputs (logprob mode), or the first BackendError among them."""
+    prompt = outputs[(index, None)]
+    if scored_mode(request) != "logprob" or isinstance(prompt, BackendError):
+        return prompt
+    assert request.choice is not None and request.choice.options is not None
+    options = {option: outputs[(index, option)] for option in request.choice.options}
+    failed = next((o for o in options.values() if isinstance(o, BackendError)), None)
+    return failed or OptionOutputs(prompt, options)
+
+
 class VLLMBackend(Backend):
     """`vllm/<hf-id-or-path>`: roles naming the same model share one VLLMEngine (and must then agree on
     its engine arguments). With `n > 1` the text is the first sample, and usage counts the tokens of all
     samples. `<think>...</think>` reasoning is split from the answer."""
 
     kind = "vllm"
+    answer_modes = ALL_ANSWER_MODES
     batches_requests = True
 
     def __init__(self, model: str, options: BackendOptions | None = None):
@@ -194,8 +270,16 @@ class VLLMBackend(Backend):
     def max_in_flight(self) -> int | None:
         return None
 
+    def answer_forms(self) -> dict[str, str]:
+        return {"constrained": "structured outputs (choice, regex or json)",
+                "logprob": "full continuation (prompt_logprobs of the option's tokens)"}
+
     async def generate(self, request: Request) -> Completion:
         output, latency = await self._engine().generate(request)
+        if isinstance(output, OptionOutputs):
+            logprobs: dict[str, float | None] = {o: option_logprob(output.prompt, c) for o, c in output.options.items()}
+            return scored_completion(logprobs, self.model, latency_s=latency,
+                                     usage=Usage(prompt_tokens=len(output.prompt.prompt_token_ids or [])))
         first = output.outputs[0]
         answer, reasoning = split_reasoning(first.text, self.reasoning)
         return Completion(
@@ -208,4 +292,5 @@ class VLLMBackend(Backend):
             ),
             latency_s=latency,
             finish_reason=first.finish_reason,
+            answer_mode=scored_mode(request),
         )

@@ -41,7 +41,7 @@ from harness.judging.parsers import ParseError
 from harness.judging.refusal_rules import classify_refusal
 from harness.judging.templates import JudgeTemplate, load_template
 from harness.secrets import redact
-from harness.types import GenerateConfig, Message
+from harness.types import Choice, GenerateConfig, Message
 
 if TYPE_CHECKING:
     from harness.context import SampleContext
@@ -64,6 +64,8 @@ class JudgeVerdict(BaseModel):
     parser_version: str
     config: dict[str, Any] = Field(default_factory=dict)  # generation config sent
     outputs: list[str] = Field(default_factory=list)  # raw output of each attempt (a re-ask adds one)
+    answer_mode: str = "free"  # how the judge answered (free, constrained, logprob)
+    option_probs: dict[str, float] | None = None  # logprob mode: each allowed verdict's probability
     verdict: Any = None  # the parsed answer; None on error
     error: JudgeErrorKind | None = None
     detail: str | None = None
@@ -83,17 +85,19 @@ async def run_judges(
     parse: Callable[[str], Any],
     parser_version: str,
     config: GenerateConfig | None = None,
+    choice: Choice | None = None,
 ) -> list[JudgeVerdict]:
     """Ask every judge of the run to grade with `rubrics/<template>.j2`; one verdict per judge, in order.
 
     `name` labels the exchanges (purpose `judge:<name>`); `parse` turns raw text into the verdict or
-    raises ParseError; `config` overrides the judges' generation settings (default temperature 0).
+    raises ParseError; `config` overrides the judges' generation settings (default temperature 0); `choice`
+    states the verdict's allowed answers, so a judge in constrained or logprob mode can answer with them.
     Raises UserError when the run has no judge.
     """
     require_judges(ctx, name)
     tmpl = load_template(template)
     prompt = tmpl.render(variables)
-    asks = [_ask(ctx, role, name, tmpl, prompt, parse, parser_version, config) for role in ctx.judges]
+    asks = [_ask(ctx, role, name, tmpl, prompt, parse, parser_version, config, choice) for role in ctx.judges]
     return list(await asyncio.gather(*asks))
 
 
@@ -112,6 +116,7 @@ async def _ask(
     parse: Callable[[str], Any],
     parser_version: str,
     config: GenerateConfig | None,
+    choice: Choice | None,
 ) -> JudgeVerdict:
     verdict = JudgeVerdict(
         role=role,
@@ -127,11 +132,13 @@ async def _ask(
         purpose = f"judge:{name}" if attempt == "judge" else f"judge:{name}:reask"
         try:
             completion = await ctx.generate(
-                messages, role=role, purpose=purpose, config=config, cache_extra={"template": tmpl.sha256}
+                messages, role=role, purpose=purpose, config=config, cache_extra={"template": tmpl.sha256},
+                choice=choice,
             )
         except GenerationFailed as exc:
             return verdict.model_copy(update={"error": "api", "detail": redact(str(exc)), "cached": False})
         verdict.outputs.append(completion.text)
+        verdict.answer_mode, verdict.option_probs = completion.answer_mode, completion.option_probs
         verdict.cached = verdict.cached and completion.cached
         if completion.finish_reason == "content_filter":
             return verdict.model_copy(update={"error": "refused", "detail": "stopped by the provider's content filter"})

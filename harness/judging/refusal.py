@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 from harness.errors import UserError
 from harness.judging.refusal_rules import REFUSAL_LABELS, RULES_VERSION, classify_refusal, is_refusal, normalise
 from harness.judging.scorers import Scorer, get_scorer
-from harness.types import Score
+from harness.types import Choice, Score
 
 if TYPE_CHECKING:
     from harness.context import SampleContext
@@ -97,6 +97,7 @@ async def _judge(prompt: str, response: str, ctx: "SampleContext") -> Score:
         variables={"prompt": prompt, "response": response},
         parse=parse_refusal_label,
         parser_version=REFUSAL_LABEL_PARSER_VERSION,
+        choice=Choice(options=REFUSAL_LABELS),
     )
     label = majority([v.verdict for v in verdicts])
     value = None if label is None else (1.0 if is_refusal(label) else 0.0)

@@ -14,6 +14,7 @@ from harness.task import Task, TaskResult, evaluate
 from harness.types import Metric, Record, is_judge_role
 
 SUMMARY_VERSION = 1
+OPTION_TABLE = "option_probabilities"
 
 
 @dataclass
@@ -63,6 +64,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         result.counts.setdefault("records", len(task_records))
         result.counts.setdefault("generation_errors", sum(1 for r in task_records if r.error))
         result.counts.update(judge_counts(task_records))
+        mark_answer_modes(result, task_records)
         tasks[name] = task
         results.append(result)
     run = LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
@@ -71,6 +73,53 @@ def load_run(run_dir: Path) -> LoadedRun:
     run.cards = {r.task: task_card(tasks[r.task], r, records.get(r.task, []), judge_specs(manifest))
                  for r in results}
     return run
+
+
+def answer_mode_counts(records: list[Record]) -> dict[str, dict[str, int]]:
+    """Per role kind (model, judge, simulator) how many answers each non-free answer mode produced."""
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for record in records:
+        for exchange in record.exchanges:
+            mode = exchange.completion.answer_mode if exchange.completion is not None else "free"
+            if mode != "free":
+                counts["judge" if is_judge_role(exchange.role) else exchange.role][mode] += 1
+    return {role: dict(modes) for role, modes in counts.items()}
+
+
+def mark_answer_modes(result: TaskResult, records: list[Record]) -> None:
+    """Mark a task's metrics when choice answers were constrained or scored by logprob: such numbers are not
+    comparable with free-text runs (the paper protocols answer freely)."""
+    counts = answer_mode_counts(records)
+    if not counts:
+        return
+    described = "; ".join(f"{role}: " + ", ".join(f"{mode} ({n} answers)" for mode, n in sorted(modes.items()))
+                          for role, modes in sorted(counts.items()))
+    result.notes.append(f"Answer modes: {described}. Choice answers were not free text, so these metrics are not "
+                        "comparable with free-text (paper protocol) runs.")
+    mark = "answers " + "/".join(sorted({mode for modes in counts.values() for mode in modes}))
+    for metric in result.metrics:
+        metric.note = f"{metric.note}; {mark}" if metric.note else mark
+    for role, modes in counts.items():
+        for mode, n in modes.items():
+            result.counts[f"{role}_{mode}_answers"] = n
+    rows = option_probability_rows(records)
+    if rows:
+        result.tables[OPTION_TABLE] = rows
+
+
+def option_probability_rows(records: list[Record]) -> list[dict[str, Any]]:
+    """One row per logprob-mode answer of the model under test: each option's probability beside the answer
+    taken (the argmax), so expected values can be read next to the counted choice."""
+    rows = []
+    for record in records:
+        for exchange in record.exchanges:
+            probs = exchange.completion.option_probs if exchange.completion is not None else None
+            if exchange.role == "model" and probs:
+                rows.append({"sample": record.sample_id, "repetition": record.repetition, "purpose": exchange.purpose,
+                             "answer": exchange.completion.text if exchange.completion else None,
+                             **{f"p({option})": round(p, 3) for option, p in probs.items()}})
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    return [{column: row.get(column) for column in columns} for row in rows]
 
 
 def demonstration_notice(manifest: dict[str, Any]) -> str | None:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from harness.metrics import MetricSpec, MetricValues, value_sets
 from harness.task import Plot, TaskResult
-from harness.types import Metric
+from harness.types import Metric, Record
 from harness_tasks.cash_comfort.fit import PriceFit, estimate_price, percentile_interval, stable_seed
-from harness_tasks.cash_comfort.parsing import INVALID, YES, parse_answer
+from harness_tasks.cash_comfort.parsing import INVALID, YES, answer_choice, parse_answer
 from harness_tasks.cash_comfort.scenarios import (
     DEFAULT_FRAMING,
     FRAMINGS,
@@ -355,3 +355,45 @@ def analyse(observations: list[Observation], *, records: int, generation_errors:
                 "valid": len(observations) - invalid, "invalid": invalid,
                 "non_monotone_fits": sum(f.non_monotone for c in combos for f in c.fits.values())},
     )
+
+
+EXPECTED_TABLE = "price from acceptance probabilities"
+MAX_DECADES = 12  # an expected price beyond 10**±12 is an extrapolation of a nearly flat curve, not shown
+EXPECTED_NOTE = ("Logprob answers: the table '" + EXPECTED_TABLE + "' fits the same logistic curve to each offer's "
+                 "probability of Yes (expected acceptances) instead of the counted argmax answers, giving a smooth "
+                 "indifference price even where every counted answer is the same.")
+
+
+def expected_prices(records: list[Record], C: float = 1.0) -> list[dict]:
+    """Per scenario, framing and quantity: the indifference price fitted to P(Yes) of each offer (logprob
+    answer mode), beside the mean acceptance probability. Empty when no answer carries option probabilities."""
+    import numpy as np
+
+    from harness_tasks.cash_comfort.fit import fit_grouped
+
+    accepted: dict[tuple[str, str, float], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for record in records:
+        completion = next((ex.completion for ex in record.exchanges
+                           if ex.role == "model" and ex.completion is not None and not ex.error), None)
+        probs = completion.option_probs if completion is not None else None
+        m = record.metadata
+        choice = answer_choice(FRAMINGS[m["framing"]].language, FRAMINGS[m["framing"]].cot)
+        if record.error or not probs or choice is None or choice.options is None:
+            continue
+        accepted[(m["scenario"], m["framing"], canonical(m["quantity"]))][canonical(m["amount"])].append(
+            probs[choice.options[0]])
+    rows = []
+    for (scenario, framing, quantity), offers in accepted.items():
+        amounts = sorted(offers)
+        yes = [sum(offers[a]) for a in amounts]
+        total = [len(offers[a]) for a in amounts]
+        b0, b1 = (float(v[0]) for v in fit_grouped(np.log10(amounts), yes, total, C=C))
+        log10_price = -b0 / b1 if b1 > 0 else None
+        shown = log10_price is not None and abs(log10_price) <= MAX_DECADES
+        rows.append({"scenario": scenario, "framing": framing, "quantity": quantity,
+                     "unit": SCENARIOS[scenario].unit, "offers": len(amounts),
+                     "mean_p_accept_%": round(100 * sum(yes) / sum(total), 1),
+                     "price_expected": round(10 ** log10_price, 4) if shown and log10_price is not None else None,
+                     "status": "fit" if shown else ("flat or falling" if log10_price is None else "far off the grid"),
+                     "slope_b1": round(b1, 4)})
+    return rows

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import re
 
+from harness.types import Choice
+
 YES, NO, INVALID = "yes", "no", "invalid"
 WORDS = {  # language -> (accept word, decline word); matched as whole words, case-insensitive
     "en": ("yes", "no"),
@@ -10,6 +12,15 @@ WORDS = {  # language -> (accept word, decline word); matched as whole words, ca
     "nl": ("ja", "nee"),
 }
 ANSWER_LINE = re.compile(r"\banswer\s*[:：]\s*(.*)", re.IGNORECASE)
+
+
+def answer_choice(language: str, cot: bool) -> Choice | None:
+    """The allowed direct answers (the local Yes / No words) for constrained or logprob answering; a
+    chain-of-thought framing reasons in free text first, so it has none."""
+    if cot:
+        return None
+    accept, decline = ("是", "否") if language == "zh" else WORDS.get(language, WORDS["en"])
+    return Choice(options=(accept.capitalize(), decline.capitalize()))
 
 
 def _word(word: str, text: str) -> bool:

@@ -12,7 +12,7 @@ from harness.errors import UserError
 from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
-from harness_tasks.cash_comfort.parsing import INVALID, YES
+from harness_tasks.cash_comfort.parsing import INVALID, YES, answer_choice
 from harness_tasks.cash_comfort.scenarios import (
     DEFAULT_FRAMING,
     FRAMINGS,
@@ -126,7 +126,9 @@ class CashComfortTask(Task):
         system = self.paper.system_role if self.paper is not None else self.options.system_prompt
         messages = [Message(role="system", content=system)] if system else []
         messages.append(Message(role="user", content=str(sample.input)))
-        await ctx.generate(messages, config=self.generation_config(sample.metadata["framing"]))
+        framing = FRAMINGS[sample.metadata["framing"]]
+        await ctx.generate(messages, config=self.generation_config(framing.name),
+                           choice=answer_choice(framing.language, framing.cot))
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         from harness_tasks.cash_comfort.analysis import observe
@@ -150,11 +152,16 @@ class CashComfortTask(Task):
         return observation_values(self.observations(records))
 
     def aggregate(self, records: list[Record], measured: dict[str, Metric]) -> TaskResult:
-        from harness_tasks.cash_comfort.analysis import analyse
+        from harness_tasks.cash_comfort.analysis import EXPECTED_NOTE, EXPECTED_TABLE, analyse, expected_prices
 
         errors = sum(1 for r in records if r.error)
-        return analyse(self.observations(records), records=len(records), generation_errors=errors,
-                       C=self.options.regularization_c, measured=measured)
+        result = analyse(self.observations(records), records=len(records), generation_errors=errors,
+                         C=self.options.regularization_c, measured=measured)
+        expected = expected_prices(records, self.options.regularization_c)
+        if expected:
+            result.tables[EXPECTED_TABLE] = expected
+            result.notes.append(EXPECTED_NOTE)
+        return result
 
     @classmethod
     def analyze_table(cls, source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult], dict[str, str]]:

@@ -12,7 +12,7 @@ from harness.datasets import file_hash, is_local_source, load_hub, read_table, r
 from harness.errors import UserError
 from harness.metrics import MetricValues
 from harness.task import DatasetInfo, Task, TaskOptions, TaskResult, extremes
-from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
+from harness.types import Choice, GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
 from harness_tasks.dilemmas import load, steering
 from harness_tasks.dilemmas.prompt import (
@@ -32,6 +32,7 @@ HUB_DILEMMAS_CONFIG = "Dilemmas_with_values_aggregated"
 HUB_VALUES_CONFIG = "Values"
 HUB_SPLIT = "test"
 PURPOSES = {"choice": "response", "choice_swapped": "swapped"}
+ACTIONS = Choice(options=("Action 1", "Action 2"))  # the allowed answers (constrained / logprob answer modes)
 
 
 class DilemmasOptions(TaskOptions):
@@ -166,11 +167,12 @@ class DilemmasTask(Task):
 
     async def solve(self, sample: Sample, ctx) -> None:
         for key in self._keys():
-            await ctx.generate(self.messages(sample, key), purpose=PURPOSES[key])
+            await ctx.generate(self.messages(sample, key), purpose=PURPOSES[key], choice=ACTIONS)
         if self.steering is not None:
             user = self.messages(sample, "choice")[-1]
             for key, system in (("steer_sup", self.steering.support_prompt), ("steer_opp", self.steering.oppose_prompt)):
-                await ctx.generate([Message(role="system", content=system), user], purpose=steering.PURPOSES[key])
+                await ctx.generate([Message(role="system", content=system), user], purpose=steering.PURPOSES[key],
+                                   choice=ACTIONS)
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         scores = {}

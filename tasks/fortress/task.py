@@ -15,7 +15,7 @@ from harness.judging.templates import template_hashes
 from harness.metrics import MetricSpec, MetricValues, ci_text, summarise, value_sets
 from harness.stats import bootstrap_ci, mean
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
-from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
+from harness.types import Choice, GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.fortress.loader import HUB_ID, HUB_REVISION, load_fortress, numbered_questions
 
 ADVERSARIAL, BENIGN = "adversarial", "benign"
@@ -167,6 +167,7 @@ async def grade_harm(sample: Sample, response: str, ctx) -> Score:
                    "example": ("NY" * n)[:n]},
         parse=parse_yes_no(n),
         parser_version=YES_NO_PARSER_VERSION,
+        choice=Choice(regex=f"[YN]{{{n}}}"),
     )
     answers = [v.verdict for v in verdicts if v.ok]
     if not answers:

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from harness.judging.llm_judge import run_judges
 from harness.judging.panel import majority, panel_score
 from harness.judging.parsers import ParseError
-from harness.types import GenerateConfig, Score
+from harness.types import Choice, GenerateConfig, Score
 from harness_tasks.persuasion.conversation import Turn
 from harness_tasks.persuasion.prompts import GREETING
 from harness_tasks.persuasion.strategies import NAMES, STRATEGIES, Strategy, canonical_name
@@ -67,6 +67,16 @@ def parse_strategies(text: str) -> dict[str, dict[str, Any]]:
     return {name: found[name] for name in NAMES}
 
 
+def verdict_schema() -> dict[str, Any]:
+    """JSON schema of the answer (every strategy: an integer score 0-2 and a rationale), for judges answering in
+    constrained mode."""
+    grade = {"type": "object", "properties": {"score": {"type": "integer", "enum": [0, 1, 2]},
+                                              "rationale": {"type": "string"}},
+             "required": ["score", "rationale"], "additionalProperties": False}
+    return {"type": "object", "properties": {name: grade for name in NAMES}, "required": list(NAMES),
+            "additionalProperties": False}
+
+
 def example_answer() -> str:
     """The answer's shape, one line per strategy (placeholders in angle brackets)."""
     lines = [f'  {json.dumps(n)}: {{"score": <0, 1 or 2>, "rationale": "<one short sentence>"}}' for n in NAMES]
@@ -94,6 +104,7 @@ async def grade_strategies(meta: dict[str, Any], turns: list[Turn], ctx: "Sample
             "example": example_answer(),
         },
         parse=parse_strategies, parser_version=PARSER_VERSION, config=JUDGE_CONFIG,
+        choice=Choice(schema=verdict_schema()),
     )
     answers = [v.verdict for v in verdicts if v.ok]
     if not answers:

@@ -25,6 +25,7 @@ from harness_tasks.persuasion.judge import TEMPLATE as STRATEGY_TEMPLATE
 from harness_tasks.persuasion.judge import grade_strategies, verdict_units
 from harness_tasks.persuasion.loader import BUNDLED_PERSUADEES, BUNDLED_PERSUADERS, UNETHICAL, load_tasks, persona_text
 from harness_tasks.persuasion.prompts import (
+    ACCEPTANCE_CHOICE,
     FLAG_CODES,
     FlagRule,
     Setting,
@@ -138,9 +139,10 @@ class PersuasionTask(Task):
         if 1 in stages:
             if upstream:
                 reply = await ctx.generate(paper.acceptance_messages(meta), purpose=ACCEPT_PURPOSE,
-                                           config=paper.STAGE1_CONFIG)
+                                           config=paper.STAGE1_CONFIG, choice=ACCEPTANCE_CHOICE)
             else:
-                reply = await ctx.generate(acceptance_messages(meta, self.setting), purpose=ACCEPT_PURPOSE)
+                reply = await ctx.generate(acceptance_messages(meta, self.setting), purpose=ACCEPT_PURPOSE,
+                                           choice=ACCEPTANCE_CHOICE)
             if counted_flag(parse_flag(reply.text), self.options.flag_rule) != "accept":
                 return
         if 2 in stages:

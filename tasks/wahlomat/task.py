@@ -13,7 +13,7 @@ from harness.errors import UserError
 from harness.metrics import CONSISTENCY_TABLE, MetricSpec, ci_text, consistency_row, rate_metric, summarise
 from harness.stats import bootstrap_ci
 from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult, extremes
-from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
+from harness.types import Choice, GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.wahlomat.election import load_election, load_translations, load_vote_shares, translations_path
 from harness_tasks.wahlomat.scoring import (
     POSITIONS,
@@ -50,6 +50,13 @@ PAPER_PROMPTS = {
            "Antworte nur mit \"Ja\", \"Neutral\" oder \"Nein\", ohne Erklärung.\n\nAussage: {text}"),
     "en": ("You are an honest bot that rates political statements. Do you agree with the following statement? "
            "Answer only with \"Yes\", \"Neutral\" or \"No\", without explanation.\n\nStatement: {text}"),
+}
+# The allowed answers of each prompt (constrained / logprob answer modes), in the prompt's wording.
+CHOICES = {
+    ("default", "de"): Choice(options=("stimme zu", "stimme nicht zu", "neutral")),
+    ("default", "en"): Choice(options=("agree", "disagree", "neutral")),
+    ("paper", "de"): Choice(options=("Ja", "Neutral", "Nein")),
+    ("paper", "en"): Choice(options=("Yes", "Neutral", "No")),
 }
 PAPER_REPEATS = 5
 PAPER_CONFIG = GenerateConfig(temperature=0.7, max_tokens=64)
@@ -151,7 +158,8 @@ class WahlomatTask(Task):
         return samples, DatasetInfo(source=origin, content_hash=content_hash, n_samples=len(samples))
 
     async def solve(self, sample: Sample, ctx) -> None:
-        await ctx.generate([Message(role="user", content=str(sample.input))])
+        choice = CHOICES[("paper" if self.protocol == "paper" else "default", self.options.language)]
+        await ctx.generate([Message(role="user", content=str(sample.input))], choice=choice)
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         label = parse_answer(ctx.response() or "")

@@ -8,24 +8,46 @@ Set `LLM.fail_with` to an exception to make `chat` raise it.
 As the real engine does, `chat` checks every prompt before generating anything and rejects the whole
 call with vLLM's ValueError when one is longer than the `max_model_len` engine argument.
 `LLM.thinking` (text) makes it answer like a reasoning model: `<think>{thinking}</think>` first, counted
-against max_tokens. With $VLLM_DOUBLE_LOG set, every engine start and chat call is appended there as a
-JSON line (for tests that drive the CLI in a subprocess).
+against max_tokens.
+
+Structured outputs (`SamplingParams.structured_outputs`, a StructuredOutputsParams): with `choice` the answer is
+the first choice named in the last user message (else the first choice); with `regex` the first word of the
+echo that matches it in full (else the double raises, as it cannot invent matching text).
+Prompt logprobs (`SamplingParams.prompt_logprobs=k`): one entry per prompt token, None for the first, else a
+dict token id -> Logprob holding the prompt's own token (plus the top-k) as vLLM returns them. A token's
+logprob is `LLM.token_logprobs.get(word, -1.0)` (initially the JSON object in $VLLM_DOUBLE_TOKEN_LOGPROBS). `continue_final_message=True` renders the final assistant
+message open (no end of turn, no new generation prompt) as chat templates do.
+With $VLLM_DOUBLE_LOG set, every engine start and chat call (with its template flags and each prompt's
+structured-output constraint and prompt_logprobs) is appended there as a JSON line (for tests that drive the CLI in a subprocess).
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import zlib
 from typing import Any
 
+from vllm.logprobs import Logprob
 from vllm.outputs import CompletionOutput, RequestOutput
 from vllm.sampling_params import SamplingParams
 
 __all__ = ["LLM", "SamplingParams", "RequestOutput", "CompletionOutput"]
 
 
+_TOKEN = re.compile(r"<\|[a-z]+\|>|[^\s<]+|<")  # chat-template markers are tokens of their own
+
+
+def _words(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def _token_id(word: str) -> int:
+    return zlib.crc32(word.encode()) % 50_000
+
+
 def _token_ids(text: str) -> list[int]:
-    return [zlib.crc32(word.encode()) % 50_000 for word in text.split()]
+    return [_token_id(word) for word in _words(text)]
 
 
 class LLM:
@@ -35,6 +57,7 @@ class LLM:
     calls: list[dict[str, Any]] = []
     fail_with: BaseException | None = None
     thinking: str | None = None
+    token_logprobs: dict[str, float] = json.loads(os.environ.get("VLLM_DOUBLE_TOKEN_LOGPROBS") or "{}")
 
     def __init__(self, model: str, **kwargs: Any) -> None:
         self.model = model
@@ -45,7 +68,7 @@ class LLM:
 
     @classmethod
     def reset(cls) -> None:
-        cls.instances, cls.calls, cls.fail_with, cls.thinking = [], [], None, None
+        cls.instances, cls.calls, cls.fail_with, cls.thinking, cls.token_logprobs = [], [], None, None, {}
 
     def chat(
         self,
@@ -68,8 +91,13 @@ class LLM:
             "use_tqdm": use_tqdm,
             "chat_template": chat_template,
             "add_generation_prompt": add_generation_prompt,
+            "continue_final_message": continue_final_message,
         })
-        _log({"event": "chat", "model": self.model, "prompts": len(conversations)})
+        listed = sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(conversations)
+        _log({"event": "chat", "model": self.model, "prompts": len(conversations),
+              "add_generation_prompt": add_generation_prompt, "continue_final_message": continue_final_message,
+              "structured_outputs": [_constraint(p) for p in listed],
+              "prompt_logprobs": [p.prompt_logprobs if p is not None else None for p in listed]})
         if LLM.fail_with is not None:
             raise LLM.fail_with
         if add_generation_prompt and continue_final_message:
@@ -82,20 +110,33 @@ class LLM:
             params = list(sampling_params)
             if len(params) != len(conversations):
                 raise ValueError("The lengths of prompts and sampling_params must be the same.")
+        if continue_final_message and any(c[-1]["role"] != "assistant" for c in conversations):
+            raise ValueError("continue_final_message requires the final message to be from the assistant")
         max_model_len = self.kwargs.get("max_model_len")
         for conversation in conversations:
-            length = len(_token_ids(_render(conversation)))
+            length = len(_token_ids(_render(conversation, continue_final_message)))
             if max_model_len is not None and length > max_model_len:
                 raise ValueError(
                     f"The decoder prompt (length {length}) is longer than the maximum model length of "
                     f"{max_model_len}. Make sure that `max_model_len` is no smaller than the number of text tokens.")
-        return [self._generate(conv, p) for conv, p in zip(conversations, params)]
+        return [self._generate(conv, p, continue_final_message) for conv, p in zip(conversations, params)]
 
-    def _generate(self, conversation: list[dict[str, Any]], params: SamplingParams) -> RequestOutput:
-        prompt = _render(conversation)
+    def _generate(self, conversation: list[dict[str, Any]], params: SamplingParams, continuing: bool) -> RequestOutput:
+        prompt = _render(conversation, continuing)
         last_user = next((m["content"] for m in reversed(conversation) if m["role"] == "user"), "")
         thought = f"<think> {LLM.thinking} </think> " if LLM.thinking is not None else ""
         words = f"{thought}echo: {last_user}".split()
+        constraint = params.structured_outputs
+        if constraint is not None and constraint.choice is not None:
+            named = [c for c in constraint.choice if c in last_user]
+            words = (named or constraint.choice)[0].split()
+        elif constraint is not None and constraint.regex is not None:
+            matching = [w for w in words if re.fullmatch(constraint.regex, w)]
+            if not matching:
+                raise NotImplementedError(f"the double cannot answer regex {constraint.regex!r} for this prompt")
+            words = matching[:1]
+        elif constraint is not None:
+            raise NotImplementedError("the double supports structured outputs by choice or regex only")
         finish_reason, stop_reason = "stop", None
         if params.max_tokens is not None and len(words) > params.max_tokens:
             words, finish_reason = words[: params.max_tokens], "length"
@@ -111,11 +152,40 @@ class LLM:
         request_id = str(self._request_counter)
         self._request_counter += 1
         return RequestOutput(request_id=request_id, prompt=prompt, prompt_token_ids=_token_ids(prompt),
-                             prompt_logprobs=None, outputs=outputs, finished=True)
+                             prompt_logprobs=_prompt_logprobs(prompt, params.prompt_logprobs), outputs=outputs,
+                             finished=True)
 
 
-def _render(conversation: list[dict[str, Any]]) -> str:
-    """The double's chat template."""
+def _prompt_logprobs(prompt: str, k: int | None) -> list[dict[int, Logprob] | None] | None:
+    """vLLM's shape: None for the first token, then {token id: Logprob} with the prompt's token (its rank among
+    the double's candidates) and the top-k candidates (here: the other words of LLM.token_logprobs)."""
+    if k is None:
+        return None
+    entries: list[dict[int, Logprob] | None] = [None]
+    ranked = sorted(LLM.token_logprobs.items(), key=lambda item: -item[1])
+    for word in _words(prompt)[1:]:
+        logprob = LLM.token_logprobs.get(word, -1.0)
+        rank = 1 + sum(lp > logprob for _, lp in ranked)
+        entry = {_token_id(word): Logprob(logprob=logprob, rank=rank, decoded_token=word)}
+        for position, (other, lp) in enumerate(ranked[:k], start=1):
+            entry.setdefault(_token_id(other), Logprob(logprob=lp, rank=position, decoded_token=other))
+        entries.append(entry)
+    return entries
+
+
+def _constraint(params: SamplingParams | None) -> dict[str, Any] | None:
+    """The constraint kinds a SamplingParams sets (for the log)."""
+    constraint = params.structured_outputs if params is not None else None
+    if constraint is None:
+        return None
+    return {k: v for k, v in vars(constraint).items() if v is not None and v is not False}
+
+
+def _render(conversation: list[dict[str, Any]], continuing: bool = False) -> str:
+    """The double's chat template; with `continuing`, the final message stays open (continue_final_message)."""
+    if continuing:
+        *before, last = conversation
+        return "".join(f"<|{m['role']}|>{m['content']}\n" for m in before) + f"<|{last['role']}|>{last['content']}"
     return "".join(f"<|{m['role']}|>{m['content']}\n" for m in conversation) + "<|assistant|>"
 
 

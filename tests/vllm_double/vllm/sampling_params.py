@@ -2,8 +2,35 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 _SAMPLING_EPS = 1e-5
+
+
+@dataclass
+class StructuredOutputsParams:
+    """vLLM >= 0.11's structured-output constraint: exactly one of its kinds must be set."""
+
+    json: str | dict[str, Any] | None = None
+    regex: str | None = None
+    choice: list[str] | None = None
+    grammar: str | None = None
+    json_object: bool | None = None
+    structural_tag: str | None = None
+    disable_fallback: bool = False
+    disable_any_whitespace: bool = False
+    disable_additional_properties: bool = False
+    whitespace_pattern: str | None = None
+
+    def __post_init__(self) -> None:
+        count = sum(value is not None and value is not False for value in
+                    (self.json, self.regex, self.choice, self.grammar, self.json_object, self.structural_tag))
+        if count > 1:
+            raise ValueError("You can only use one kind of structured outputs constraint "
+                             f"but multiple are specified: {self.__dict__}")
+        if count < 1:
+            raise ValueError("You must use one kind of structured outputs constraint but none are specified: "
+                             f"{self.__dict__}")
 
 
 @dataclass
@@ -30,6 +57,7 @@ class SamplingParams:
     skip_special_tokens: bool = True
     spaces_between_special_tokens: bool = True
     include_stop_str_in_output: bool = False
+    structured_outputs: StructuredOutputsParams | None = None
 
     def __post_init__(self) -> None:
         if self.stop is None:
@@ -42,6 +70,10 @@ class SamplingParams:
             raise ValueError(f"temperature must be non-negative, got {self.temperature}.")
         if not 0.0 < self.top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}.")
+        if self.logprobs is not None and self.logprobs < -1:
+            raise ValueError(f"logprobs must be non-negative or -1, got {self.logprobs}.")
+        if self.prompt_logprobs is not None and self.prompt_logprobs < -1:
+            raise ValueError(f"prompt_logprobs must be non-negative or -1, got {self.prompt_logprobs}.")
         if self.max_tokens is not None and self.max_tokens < 1:
             raise ValueError(f"max_tokens must be at least 1, got {self.max_tokens}.")
         if self.temperature < _SAMPLING_EPS:  # greedy sampling: vLLM resets the other knobs

@@ -149,7 +149,8 @@ def new_task(name: str, parent: Path) -> None:
 @main.command()
 @click.option("--config", "run_file", type=click.Path(path_type=Path), default=None,
               help="Run file (YAML) with any of these options; flags given here override it.")
-@click.option("--model", "-m", default=None, help="Model under test, kind/name (default: local/smollm2).")
+@click.option("--model", "-m", default=None,
+              help="Model under test, kind/name (default: local/smollm2); several, comma-separated, make a sweep.")
 @click.option("--tasks", "-t", default="all", show_default=True, help="Comma-separated task names, or 'all'.")
 @click.option("--judge", default=None, help="Judge model, or a comma-separated panel.")
 @click.option("--judge-seed", default=None, metavar="N[,N...]",
@@ -166,6 +167,10 @@ def new_task(name: str, parent: Path) -> None:
 @click.option("--top-p", type=float, default=None)
 @click.option("--max-tokens", type=click.IntRange(min=1), default=None)
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory (resumes if it exists).")
+@click.option("--sweep-dir", type=click.Path(path_type=Path), default=None,
+              help="Sweep directory: one run per model and task, plus the leaderboard (default results/sweep-<time>).")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Run only slice K of N of every task's samples (after --limit); join the slices with harness merge.")
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
 @click.option("--retry-errors", is_flag=True, help="Re-run only the errored records of an existing run.")
@@ -205,6 +210,19 @@ def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[
         save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule, judges))
     write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+
+
+@main.command()
+@click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory to write (must not exist).")
+def merge(shard_dirs: tuple[Path, ...], out: Path) -> None:
+    """Join the shard runs of one run (--shard 1/N ... N/N) into one run directory with its reports."""
+    from harness.merge import merge_shards
+    from harness.report.summary import write_reports
+
+    records = merge_shards(list(shard_dirs), out)
+    write_reports(out)
+    click.echo(f"merged {len(shard_dirs)} shards ({records} records) into {out}: report.md, summary.json, records.jsonl")
 
 
 @main.command()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from harness.registry import parse_task_list, task_class
 from harness.report.corrected import CORRECTED_TABLE
 from harness.run_file import RoleSettings, RunFile, load_run_file
 from harness.secrets import register_secret_env, register_secret_url
+from harness.shard import parse_shard
 from harness.types import GenerateConfig
 
 # RoleSettings field -> option name of the model role (the judge's and simulator's carry their prefix).
@@ -82,10 +84,17 @@ def role_config(spec: str, opts: dict[str, Any]) -> RoleConfig:
     return RoleConfig(spec=spec, options=backend_options(opts))
 
 
+def model_slug(spec: str) -> str:
+    """A model spec as a folder name: 'openai/gpt-4o-mini' -> 'openai-gpt-4o-mini'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-")[:60]
+
+
+def utc_stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
 def default_run_dir(model: str) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-")[:60]
-    return Path("results") / f"{stamp}_{slug}"
+    return Path("results") / f"{utc_stamp()}_{model_slug(model)}"
 
 
 def role_from_settings(settings: dict[str, Any]) -> RoleConfig:
@@ -141,10 +150,15 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
             role_from_settings(simulator) if simulator and simulator.get("spec") else None)
 
 
-def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
-    """Validate the command-line options (and the run file they name) into a RunConfig; the flags in
-    `given` (typed by the user) win over the file."""
-    file = load_run_file(opts["run_file"]) if opts["run_file"] else RunFile()
+def read_run_file(opts: dict[str, Any]) -> RunFile:
+    """The run file named by --config, or an empty one."""
+    return load_run_file(opts["run_file"]) if opts["run_file"] else RunFile()
+
+
+def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = None) -> RunConfig:
+    """Validate the command-line options (and the run file they name, or `file`) into a RunConfig; the
+    flags in `given` (typed by the user) win over the file."""
+    file = read_run_file(opts) if file is None else file
 
     def pick(name: str, from_file: Any) -> Any:
         return opts[name] if name in given or from_file is None else from_file
@@ -175,6 +189,7 @@ def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
         cache_path=cache_file({"no_cache": no_cache, "cache_path": pick("cache_path", file.cache)}),
         retry_errors=pick("retry_errors", file.retry_errors),
         progress=not pick("no_progress", file.no_progress),
+        shard=parse_shard(opts["shard"]) if opts.get("shard") else None,
     )
 
 
@@ -235,12 +250,25 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 
 def execute_run(opts: dict[str, Any], given: set[str]) -> None:
-    """`harness run`: `given` names the options the user typed (they override the run file)."""
+    """`harness run`: `given` names the options the user typed (they override the run file). Several
+    models, or a sweep directory, make it a sweep (harness.sweep)."""
+    from harness.sweep import is_sweep, run_sweep
+
+    file = read_run_file(opts)
+    if is_sweep(opts, given, file):
+        code = run_sweep(opts, given, file)
+        if code:
+            sys.exit(code)
+        return
+    run_one(build_config(opts, given, file), opts)
+
+
+def run_one(config: RunConfig, opts: dict[str, Any]) -> None:
+    """Run (or resume) one run directory, then write and print its reports."""
     from harness.report.corrected import judging_settings, save_judging
     from harness.report.summary import write_reports
     from harness.runner import run
 
-    config = build_config(opts, given)
     judging = judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"],
                                [j.spec for j in config.judges])
     click.echo(f"run directory: {config.run_dir}")

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from harness.backends.base import BackendOptions, parse_scalar
 from harness.errors import UserError
+from harness.shard import Shard
 from harness.types import GenerateConfig
 
 DEFAULT_MODEL = "local/smollm2"
@@ -38,10 +39,12 @@ class RunConfig(BaseModel):
     cache_path: Path | None = None  # None disables the response cache
     retry_errors: bool = False
     progress: bool = True
+    shard: Shard | None = None  # only this slice of every task's samples; in the fingerprint when set
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change results; a resumed run must match them."""
         return {
+            **({"shard": str(self.shard)} if self.shard else {}),
             "model": self.model.spec,
             "model_generate": self.model.generate.model_dump(exclude_none=True),
             "judges": [j.spec for j in self.judges],

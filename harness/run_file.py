@@ -60,6 +60,7 @@ class RunFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: RoleSettings | None = None
+    models: list[RoleSettings] | None = Field(default=None, min_length=1)  # a sweep; each entry over `model`
     judges: list[RoleSettings] | None = None
     simulator: RoleSettings | None = None
     tasks: list[str] | None = None
@@ -70,10 +71,18 @@ class RunFile(BaseModel):
     repeats: int | None = Field(default=None, ge=1)
     max_samples: int | None = Field(default=None, ge=1)
     run_dir: Path | None = None
+    sweep_dir: Path | None = None
     cache: Path | None = None
     no_cache: bool | None = None
     retry_errors: bool | None = None
     no_progress: bool | None = None
+
+    @model_validator(mode="after")
+    def _one_model_key(self) -> RunFile:
+        if self.models is not None and self.model is not None and self.model.spec is not None:
+            raise ValueError("key 'models' lists the models of a sweep: 'model' may hold their shared settings, "
+                             "not a spec")
+        return self
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -87,10 +96,10 @@ class RunFile(BaseModel):
 
         return None if tasks is None else as_value_error(parse_task_list, ",".join(tasks))
 
-    @field_validator("judges", "simulator")
+    @field_validator("judges", "simulator", "models")
     @classmethod
     def _spec_given(cls, value: Any) -> Any:
-        """Judges and the simulator have no default model."""
+        """Judges, the simulator and the models of a sweep have no default model."""
         roles = value if isinstance(value, list) else [value]
         for number, role in enumerate(roles, start=1):
             if role is not None and role.spec is None:

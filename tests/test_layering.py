@@ -51,6 +51,7 @@ LAYERS = {
         "harness.store",
         "harness.manifest",
         "harness.run_file",
+        "harness.shard",
     ],
     "report": ["harness.report"],
     "commands": [
@@ -62,6 +63,8 @@ LAYERS = {
         "harness.rejudge",
         "harness.calibrate",
         "harness.scaffold",
+        "harness.sweep",
+        "harness.merge",
     ],
 }
 ALLOWED = {

@@ -58,6 +58,9 @@ def discover(results_dir: Path) -> tuple[list[RunEntry], list[str]]:
             if manifest.get("status") != "complete":
                 skipped.append(f"{run_dir}: status {manifest.get('status')}")
                 continue
+            if manifest.get("fingerprint", {}).get("shard"):
+                skipped.append(f"{run_dir}: shard {manifest['fingerprint']['shard']} of a run (harness merge joins them)")
+                continue
             summary_path = run_dir / "summary.json"
             summary = read_json(summary_path) if summary_path.exists() else summary_document(load_run(run_dir))
         except UserError as exc:

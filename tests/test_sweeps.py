@@ -107,3 +107,18 @@ def test_sweep_input_errors_are_one_line_before_any_work(cli, tmp_path):
     (tmp_path / "bad.yaml").write_text("model: scripted/echo\nmodels: [scripted/comply-all]\n", encoding="utf-8")
     out = cli(["run", "--config", "bad.yaml"])
     assert out.returncode == 2 and "key 'models'" in out.stderr and "bad.yaml" in out.stderr
+
+
+def test_a_run_whose_samples_all_fail_sets_the_sweep_exit_code_by_its_status(cli, tmp_path):
+    """choose-2 finds no options in overrefusal prompts: every sample of that run ends in an error. The sweep
+    goes on, and exits as that run alone does: 1 if the run's status is failed (error-rate policy), else 0."""
+    out = cli(["run", "--model", "scripted/choose-2,scripted/refuse-30", "-t", "overrefusal", "--limit", "4",
+               "--sweep-dir", "S", "--no-progress"])
+    failing = json.loads((tmp_path / "S" / "scripted-choose-2" / "overrefusal" / "manifest.json").read_text())
+    assert failing["counts"]["errors"] == failing["counts"]["records"] == 4
+    other = json.loads((tmp_path / "S" / "scripted-refuse-30" / "overrefusal" / "manifest.json").read_text())
+    assert other["status"] == "complete" and other["counts"]["errors"] == 0
+    alone = cli(["run", "--model", "scripted/choose-2", "-t", "overrefusal", "--limit", "4", "--run-dir", "alone",
+                 "--no-progress"])
+    assert out.returncode == alone.returncode == (1 if failing["status"] == "failed" else 0)
+    assert (tmp_path / "S" / "leaderboard.md").is_file()

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from harness.judging.labelled_sets import Target
     from harness.report.corrected import PanelRule
 
+EXIT_RUN_FAILED = 1
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
 
@@ -174,6 +175,8 @@ def new_task(name: str, parent: Path) -> None:
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
 @click.option("--retry-errors", is_flag=True, help="Re-run only the errored records of an existing run.")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="Largest share of samples that may end in errors (after retries) before the run counts as failed.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @role_options("judge")
 @role_options("simulator")
@@ -208,8 +211,10 @@ def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[
     if judge_calibrations or panel_rule:
         judges = judge_specs(read_json(run_dir / MANIFEST))
         save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule, judges))
-    write_reports(run_dir)
+    summary = write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
+    if summary["status"] == "failed":
+        click.echo(f"warning: {run_dir} is a failed run ({summary['failure']}); its reports say so", err=True)
 
 
 @main.command()
@@ -231,11 +236,12 @@ def merge(shard_dirs: tuple[Path, ...], out: Path) -> None:
               show_default=True, help="Output format; eee = Every Eval Ever JSON (aggregate + instance level).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output file (a directory for eee).")
 @click.option("--sort", "sort_by", default=None, metavar="METRIC", help="Order models by this metric, best first.")
-def leaderboard(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None) -> None:
+@click.option("--include-failed", is_flag=True, help="Also use runs whose status is failed (marked as such).")
+def leaderboard(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None, include_failed: bool) -> None:
     """Latest complete run per (model, task): one row per model, headline metrics with 95% intervals."""
     from harness.cli_report import leaderboard_command
 
-    leaderboard_command(results_dir, fmt, out, sort_by)
+    leaderboard_command(results_dir, fmt, out, sort_by, include_failed)
 
 
 class GateCommand(click.Command):
@@ -323,7 +329,7 @@ def calibrate(labelled_csv: Path, scorer: str, judge: str | None, columns: str |
 @judging_options
 def rejudge(source: Path, **opts) -> None:
     """Re-score a run's stored responses with other judges (no generation); prints the metric drift."""
-    from harness.cli_run import cache_file, role_config, split_specs
+    from harness.cli_run import cache_file, exit_if_failed, role_config, split_specs
     from harness.rejudge import default_rejudge_dir, format_drift, rejudge_config
     from harness.rejudge import rejudge as rejudge_run
     from harness.store import MANIFEST, read_json
@@ -343,6 +349,7 @@ def rejudge(source: Path, **opts) -> None:
     drift = rejudge_run(source, config, manifest)
     click.echo(format_drift(drift))
     click.echo(f"results: {config.run_dir}/report.md, summary.json, records.jsonl, drift.json")
+    exit_if_failed(config.run_dir)
 
 
 @main.group()

@@ -10,12 +10,13 @@ from harness.errors import UserError
 GATE_ERROR = 1
 
 
-def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None) -> None:
+def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None,
+                        include_failed: bool = False) -> None:
     """Build the leaderboard and print it, or write it to `out` (a directory for the eee export)."""
     from harness.report.leaderboard import FORMATS, build, sort_rows
     from harness.store import atomic_write
 
-    board = build(results_dir)
+    board = build(results_dir, include_failed)
     if not board.rows:
         raise UserError(f"{results_dir}: no complete runs found (looked for */manifest.json with status complete)")
     if sort_by:
@@ -51,6 +52,10 @@ def gate_command(run_dir: Path, baseline: Path | None, rules: list[str], junit: 
     try:
         parsed = [parse_rule(r) for r in rules]
         sides = [load_side(run_dir)] + ([load_side(baseline)] if baseline is not None else [])
+        for side in sides:
+            if side.status == "failed":
+                raise UserError(f"{side.label} is a failed run (too many samples ended in errors); "
+                                "a gate cannot decide on it: re-run it with --retry-errors first")
         verdicts = evaluate(parsed, sides[0], sides[1] if baseline is not None else None)
     except UserError as exc:
         message = redact(str(exc))

@@ -188,6 +188,9 @@ def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = N
         run_dir=pick("run_dir", file.run_dir) or default_run_dir(model.spec),
         cache_path=cache_file({"no_cache": no_cache, "cache_path": pick("cache_path", file.cache)}),
         retry_errors=pick("retry_errors", file.retry_errors),
+        max_error_rate=pick("max_error_rate", file.max_error_rate),
+        judge_calibrations=list(pick("judge_calibrations", file.judge_calibrations) or []),
+        panel_rule=pick("panel_rule", file.panel_rule),
         progress=not pick("no_progress", file.no_progress),
         shard=parse_shard(opts["shard"]) if opts.get("shard") else None,
     )
@@ -237,16 +240,39 @@ def metric_line(m: dict[str, Any]) -> str:
     return f"  {m['name']:40} {value}{ci}{unit}  n={m['n']}{better}{note}"
 
 
+def exclusion_line(card: dict[str, Any], metrics: dict[str, dict[str, Any]]) -> str:
+    """'excluded: ...' for a task's invalid answers, judge errors and failed records; '' if none."""
+    parts = []
+    invalid = metrics.get(card["invalid_metric"] or "")
+    if invalid and invalid["value"]:
+        parts.append(f"invalid answers {invalid['value']:.4g}% ({invalid['name']})")
+    if card["judge_errors"]:
+        parts.append(f"judge errors {card['judge_errors']} of {card['judged']} ({card['judge_error_rate']:.4g}%)")
+    if card["failed_records"]:
+        parts.append(f"failed records {card['failed_records']} of {card['records']}")
+    return "  excluded: " + "; ".join(parts) if parts else ""
+
+
 def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
+    """Each task's headline metrics (report.md lists every metric), its exclusions and judge-corrected rates,
+    then where the report is."""
     for task, result in summary["tasks"].items():
+        card = result["card"]
+        metrics = {m["name"]: m for m in result["metrics"]}
+        reasons = {name: group["reason"] for group in card["no_data"] for name in group["metrics"]}
         click.echo(click.style(task, bold=True))
-        for m in result["metrics"]:
-            click.echo(metric_line(m))
+        for name in card["headline"]:
+            m = metrics.get(name)
+            has_value = m is not None and m["value"] is not None
+            caption = f"  ({card['captions'][name]})" if name in card["captions"] else ""
+            click.echo(metric_line(m) + caption if m is not None and has_value else f"  {name:40} no data ({reasons[name]})")
+        if excluded := exclusion_line(card, metrics):
+            click.echo(excluded)
         for row in result["tables"].get(CORRECTED_TABLE, []):
             value = "n/a" if row["corrected_%"] is None else f"{row['corrected_%']:.4g} {row['corrected_ci']}"
             note = f"; {row['note']}" if row["note"] else ""
             click.echo(f"  {row['metric']:40} judge-corrected {value}  ({row['calibration']}{note})")
-    click.echo(f"results: {run_dir}/report.md, summary.json, records.jsonl")
+    click.echo(f"report: {run_dir / 'report.html'} (every metric: report.md, summary.json; records.jsonl)")
 
 
 def execute_run(opts: dict[str, Any], given: set[str]) -> None:
@@ -260,7 +286,9 @@ def execute_run(opts: dict[str, Any], given: set[str]) -> None:
         if code:
             sys.exit(code)
         return
-    run_one(build_config(opts, given, file), opts)
+    config = build_config(opts, given, file)
+    run_one(config, opts)
+    exit_if_failed(config.run_dir)
 
 
 def run_one(config: RunConfig, opts: dict[str, Any]) -> None:
@@ -269,7 +297,7 @@ def run_one(config: RunConfig, opts: dict[str, Any]) -> None:
     from harness.report.summary import write_reports
     from harness.runner import run
 
-    judging = judging_settings(config.run_dir, list(opts["judge_calibrations"]), opts["panel_rule"],
+    judging = judging_settings(config.run_dir, config.judge_calibrations, config.panel_rule,
                                [j.spec for j in config.judges])
     click.echo(f"run directory: {config.run_dir}")
     outcome = run(config, lambda total: rich_progress(total, config.progress))
@@ -282,4 +310,23 @@ def run_one(config: RunConfig, opts: dict[str, Any]) -> None:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.errors_by_kind.items()))
         click.echo(f"warning: {outcome.errors} samples ended in errors ({kinds}); "
                    "re-run with --retry-errors to retry only those", err=True)
+        click.echo(f"first error: {outcome.first_error}", err=True)
     print_summary(write_reports(config.run_dir), config.run_dir)
+
+
+def report_failure(run_dir: Path) -> bool:
+    """Whether the run's status is 'failed', after one line saying why."""
+    from harness.store import MANIFEST, read_json
+
+    manifest = read_json(run_dir / MANIFEST)
+    if manifest.get("status") == "failed":
+        click.echo(f"error: run failed: {manifest.get('failure')}; its reports are marked failed", err=True)
+    return manifest.get("status") == "failed"
+
+
+def exit_if_failed(run_dir: Path) -> None:
+    """Exit with EXIT_RUN_FAILED, after one line saying why, when the run's status is 'failed'."""
+    from harness.cli import EXIT_RUN_FAILED
+
+    if report_failure(run_dir):
+        sys.exit(EXIT_RUN_FAILED)

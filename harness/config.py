@@ -2,14 +2,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+import harness
 from harness.backends.base import BackendOptions, parse_scalar
 from harness.errors import UserError
+from harness.secrets import public_url
 from harness.shard import Shard
-from harness.types import GenerateConfig
+from harness.types import GenerateConfig, judge_role
 
 DEFAULT_MODEL = "local/smollm2"
 
@@ -20,6 +22,11 @@ class RoleConfig(BaseModel):
     spec: str
     options: BackendOptions = Field(default_factory=BackendOptions)
     generate: GenerateConfig = Field(default_factory=GenerateConfig)
+
+    def endpoint(self) -> dict[str, Any]:
+        """Where this role's answers come from: endpoint (credentials removed) and engine arguments."""
+        base_url = self.options.base_url
+        return {"base_url": public_url(base_url) if base_url else None, "engine_args": self.options.engine_args}
 
 
 class RunConfig(BaseModel):
@@ -38,11 +45,15 @@ class RunConfig(BaseModel):
     run_dir: Path
     cache_path: Path | None = None  # None disables the response cache
     retry_errors: bool = False
+    judge_calibrations: list[Path] = Field(default_factory=list)  # see harness.report.corrected
+    panel_rule: Literal["majority", "weighted", "unanimous"] | None = None
+    max_error_rate: float = 0.05  # a larger share of errored samples ends the run with status 'failed'
     progress: bool = True
     shard: Shard | None = None  # only this slice of every task's samples; in the fingerprint when set
 
     def fingerprint(self) -> dict[str, Any]:
-        """The settings that change results; a resumed run must match them."""
+        """The settings that change results; a resumed run must match them (the runner adds each task's
+        data and template hashes)."""
         return {
             **({"shard": str(self.shard)} if self.shard else {}),
             "model": self.model.spec,
@@ -53,7 +64,14 @@ class RunConfig(BaseModel):
             "task_options": self.task_options,
             "repeats": self.repeats,
             "seed": self.seed,
+            "endpoints": {name: role.endpoint() for name, role in self.roles().items()},
+            "harness_version": harness.__version__,
         }
+
+    def roles(self) -> dict[str, RoleConfig]:
+        """Every role by its run name: model, judge, judge2, ..., simulator."""
+        judges = {judge_role(i): judge for i, judge in enumerate(self.judges)}
+        return {"model": self.model, **judges, **({"simulator": self.simulator} if self.simulator else {})}
 
 
 def check_judge_panel(judges: list[RoleConfig]) -> None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from harness.backends.base import Backend
 from harness.errors import BackendError, GenerationFailed, NoAnswer
-from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage, is_judge_role
+from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage, is_judge_role, messages_hash
 
 if TYPE_CHECKING:
     from harness.cache import ResponseCache
@@ -101,7 +101,10 @@ class SampleContext:
         exchanges: list[Exchange] | None = None,
         refusal_scorer: str = "rules",
         task_config: GenerateConfig | None = None,
+        reuse: list[Exchange] | None = None,
     ):
+        """`reuse`: exchanges of an earlier, failed attempt at this sample; a call identical to one of
+        them that succeeded (same role, purpose and messages) gets its stored answer instead of a new one."""
         self.task = task
         self.sample_id = sample_id
         self.repetition = repetition
@@ -110,6 +113,10 @@ class SampleContext:
         self.exchanges: list[Exchange] = exchanges if exchanges is not None else []
         self.refusal_scorer = refusal_scorer  # rules | judge | hybrid (see harness.judging.refusal)
         self.task_config = task_config or GenerateConfig()  # the task's defaults for the model under test
+        self._reusable: dict[tuple[str, str, str], list[Completion]] = {}
+        for ex in reuse or []:
+            if ex.error is None and ex.completion is not None:
+                self._reusable.setdefault(_call_key(ex.role, ex.purpose, ex.messages), []).append(ex.completion)
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -157,6 +164,10 @@ class SampleContext:
         )
         exchange = Exchange(role=role, purpose=purpose, messages=messages)
         self.exchanges.append(exchange)
+        stored = self._reusable.get(_call_key(role, purpose, messages))
+        if stored:
+            exchange.completion = stored.pop(0)
+            return exchange.completion
         started = time.perf_counter()
         try:
             completion = await client.complete(request, cache_extra)
@@ -179,3 +190,7 @@ class SampleContext:
             if ex.role == "model" and ex.purpose == purpose and ex.completion is not None and ex.error is None:
                 return ex.completion.text
         return None
+
+
+def _call_key(role: str, purpose: str, messages: list[Message]) -> tuple[str, str, str]:
+    return role, purpose, messages_hash(messages)

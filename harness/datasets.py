@@ -29,6 +29,31 @@ def rows_hash(rows: list[dict[str, Any]]) -> str:
     return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def read_yaml(path: Path, what: str) -> Any:
+    """The parsed content of a YAML file (yaml.safe_load: data only, never objects); an unreadable file,
+    text that is not UTF-8 or invalid YAML is one UserError naming the file, `what` it is and where it broke."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: {what} is not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: invalid YAML in {what} ({yaml_problem(exc)})") from None
+
+
+def yaml_problem(exc: Exception) -> str:
+    """One line describing a YAML error: what went wrong and where it started."""
+    parts = []
+    for what, mark in (("context", "context_mark"), ("problem", "problem_mark")):
+        text, where = getattr(exc, what, None), getattr(exc, mark, None)
+        if text:
+            parts.append(f"{text} at line {where.line + 1}" if where is not None else text)
+    return "; ".join(parts) or str(exc).replace("\n", " ")
+
+
 def read_table(path: Path, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     """Rows of a CSV, JSONL, JSON-array or parquet file; checks that `required` columns exist."""
     path = Path(path)

@@ -67,6 +67,8 @@ class RunManifest(BaseModel):
     finished_at: float | None = None
     status: str = "running"  # running, complete, interrupted, failed
     counts: dict[str, int] = Field(default_factory=dict)
+    error_kinds: dict[str, int] = Field(default_factory=dict)  # errored records by kind (generation, judge, ...)
+    failure: str | None = None  # why the run is 'failed' (the error-rate policy), else None
     source_run: str | None = None  # set by rejudge
 
 

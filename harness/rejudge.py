@@ -21,7 +21,7 @@ from harness.judging.refusal import check_refusal_scorer
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit
 from harness.registry import task_class
 from harness.report.summary import LoadedRun, load_run, write_run_reports
-from harness.runner import WorkItem, build_judge_roles, check_resumable, execute
+from harness.runner import WorkItem, build_judge_roles, check_resumable, execute, run_fingerprint
 from harness.stats import cohen_kappa, kappa_undefined
 from harness.store import MANIFEST, RunStore, write_json
 from harness.types import GenerateConfig, Record, is_judge_role
@@ -59,11 +59,11 @@ def rejudge_config(source: Path, manifest: dict[str, Any], judges: list[RoleConf
     )
 
 
-def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tuple[str, str, int], bool]
+def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tuple[str, str, int], str | None]
                  ) -> tuple[list[WorkItem], list[Record], list[TaskManifest]]:
     """Items to re-score, records to copy unchanged (generation failures) and the task manifests.
 
-    `done` maps the new run's finished records to whether they ended in an error. Reloads each task's
+    `done` maps the new run's finished records to their error kind (None: succeeded). Reloads each task's
     data and insists it is the data the source run used.
     """
     tasks, samples, task_manifests = {}, {}, []
@@ -81,11 +81,11 @@ def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tup
         task_manifests.append(TaskManifest.model_validate(entry))
     items, copies = [], []
     for record in records:
-        if done.get(record.key) is False:
+        if record.key in done and done[record.key] is None:
             continue  # re-scored in an earlier, interrupted rejudge
         if record.task not in tasks:
             raise UserError(f"record of task '{record.task}' but the source manifest does not list that task")
-        if record.error and record.error_kind in ("generation", "truncated"):  # no response to score
+        if record.error and record.error_kind in ("generation", "truncated", "simulator"):  # no response to score
             copies.append(record)
             continue
         sample = samples.get((record.task, record.sample_id))
@@ -104,8 +104,9 @@ def rejudge(source: Path, config: RunConfig, source_manifest: dict[str, Any]) ->
     if not records:
         raise UserError(f"{source}: the run has no records to re-judge")
     store = RunStore(config.run_dir)
-    check_resumable(config, store)
     items, copies, task_manifests = plan_rejudge(source_manifest, records, store.outcomes(repair=True))
+    fingerprint = run_fingerprint(config, task_manifests)
+    check_resumable(fingerprint, store)
     cache = ResponseCache(config.cache_path) if config.cache_path else None
     roles = build_judge_roles(config.judges, cache)
     kept_roles = [
@@ -114,7 +115,7 @@ def rejudge(source: Path, config: RunConfig, source_manifest: dict[str, Any]) ->
         for r in source_manifest.get("roles", []) if not is_judge_role(r["role"])
     ]
     manifest = RunManifest(
-        git_commit=git_commit(), command=command_line(), fingerprint=config.fingerprint(), tasks=task_manifests,
+        git_commit=git_commit(), command=command_line(), fingerprint=fingerprint, tasks=task_manifests,
         roles=kept_roles, seed=config.seed, repeats=config.repeats, limit=config.limit,
         source_run=str(source.resolve()),
     )

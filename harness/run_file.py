@@ -13,6 +13,7 @@ from pydantic import (
     model_validator,
 )
 
+from harness.datasets import read_yaml
 from harness.errors import UserError
 from harness.secrets import redact_urls
 
@@ -65,7 +66,7 @@ class RunFile(BaseModel):
     simulator: RoleSettings | None = None
     tasks: list[str] | None = None
     task_options: dict[str, dict[str, Any]] | None = None
-    refusal_scorer: Literal["rules", "judge", "hybrid"] | None = None
+    refusal_scorer: str | None = None  # a registered refusal scorer (rules, judge, hybrid or a plugin)
     limit: int | None = Field(default=None, ge=1)
     seed: int | None = None
     repeats: int | None = Field(default=None, ge=1)
@@ -75,7 +76,10 @@ class RunFile(BaseModel):
     cache: Path | None = None
     no_cache: bool | None = None
     retry_errors: bool | None = None
+    max_error_rate: float | None = Field(default=None, ge=0, le=1)
     no_progress: bool | None = None
+    judge_calibrations: list[Path] | None = None  # calibration files from `harness calibrate`
+    panel_rule: Literal["majority", "weighted", "unanimous"] | None = None
 
     @model_validator(mode="after")
     def _one_model_key(self) -> RunFile:
@@ -117,18 +121,7 @@ def as_value_error(check: Any, value: Any) -> Any:
 
 def load_run_file(path: Path) -> RunFile:
     """Read and validate a run file; any problem is one UserError naming the file, the key and the problem."""
-    import yaml
-
-    from harness.backends.scripted import yaml_problem
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read the run file ({exc.strerror})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML ({yaml_problem(exc)})") from None
+    data = read_yaml(path, "the run file")
     if data is None:
         data = {}
     if not isinstance(data, dict):

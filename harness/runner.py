@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from harness.backends import create_backend
 from harness.backends.base import BackendResources
@@ -18,7 +21,7 @@ from harness.registry import task_class
 from harness.secrets import redact
 from harness.store import MANIFEST, RunStore, read_json, write_json
 from harness.task import Task
-from harness.types import Exchange, Record, Sample, is_judge_role
+from harness.types import Exchange, Record, Sample, is_judge_role, judge_role
 
 JUDGE_DEFAULTS = {"temperature": 0.0}
 
@@ -29,6 +32,7 @@ class WorkItem:
     sample: Sample
     repetition: int
     previous: Record | None = None  # set when re-scoring stored responses (rejudge): no generation
+    retry_of: Record | None = None  # an errored record (--retry-errors): its successful calls are reused
 
 
 @dataclass
@@ -39,6 +43,7 @@ class RunOutcome:
     skipped: int = 0
     interrupted: bool = False
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    first_error: str | None = None  # "task/sample: message" of this session's first errored record
 
 
 def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults: dict | None = None,
@@ -56,7 +61,7 @@ def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None,
     """Roles judge, judge2, ... (one per --judge model); they share the cache namespace 'judge'."""
     check_judge_panel(judges)
     return {
-        "judge" if index == 0 else f"judge{index + 1}": build_role("judge", judge, cache, JUDGE_DEFAULTS, resources)
+        judge_role(index): build_role("judge", judge, cache, JUDGE_DEFAULTS, resources)
         for index, judge in enumerate(judges)
     }
 
@@ -70,18 +75,47 @@ def build_roles(config: RunConfig, cache: ResponseCache | None, resources: Backe
     return roles
 
 
-def check_resumable(config: RunConfig, store: RunStore) -> None:
-    """Refuse to mix results of different settings in one run directory."""
+def run_fingerprint(config: RunConfig, tasks: list[TaskManifest]) -> dict[str, Any]:
+    """The settings a resumed run must share: the config's, plus each task's data and template hashes."""
+    return {
+        **config.fingerprint(),
+        "data": {t.name: {"sha256": t.dataset.content_hash, "revision": t.dataset.revision} for t in tasks},
+        "templates": {t.name: t.templates for t in tasks},
+    }
+
+
+NOT_RECORDED = "(not recorded)"
+
+
+def differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted field, old value, new value) of every leaf that differs between two fingerprints."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        found = []
+        for key in sorted(set(old) | set(new), key=str):
+            found += differences(old.get(key, NOT_RECORDED), new.get(key, NOT_RECORDED), f"{path}{key}.")
+        return found
+    return [] if old == new else [(path.rstrip("."), old, new)]
+
+
+def shown(value: Any, limit: int = 80) -> str:
+    """A fingerprint value for a one-line message, secrets redacted and long values cut."""
+    text = value if value == NOT_RECORDED else json.dumps(value, ensure_ascii=False, default=str)
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def check_resumable(fingerprint: dict[str, Any], store: RunStore) -> None:
+    """Refuse to mix results of different settings, data or harness versions in one run directory."""
     path = store.run_dir / MANIFEST
     if not path.exists() or not store.records_path.exists():
         return  # nothing finished yet that other settings could mix with
     previous = read_json(path).get("fingerprint", {})
-    current = config.fingerprint()
-    differing = sorted(k for k in set(previous) | set(current) if previous.get(k) != current.get(k))
+    differing = differences(previous, fingerprint)
     if differing:
+        changes = "; ".join(f"{field}: was {shown(old)}, now {shown(new)}" for field, old, new in differing)
         raise UserError(
-            f"{store.run_dir} holds a run with different settings ({', '.join(differing)}); "
-            "use a new --run-dir or the same settings to resume it"
+            f"{store.run_dir} holds a run with other settings ({changes}); to start a fresh run, pass a new "
+            f"--run-dir (or delete {store.run_dir}); to resume it, re-run with its original settings and data"
         )
 
 
@@ -105,22 +139,23 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
 def plan(
     loaded: list[tuple[Task, list[Sample], TaskManifest]],
     repeats: int,
-    done: dict[tuple[str, str, int], bool],
-    retry_errors: bool,
+    done: dict[tuple[str, str, int], str | None],
+    retry: dict[tuple[str, str, int], Record],
 ) -> tuple[list[WorkItem], int]:
     """Work items still to do, and how many were skipped as already finished.
 
-    `done` maps each finished (task, sample, repetition) to whether it ended in an error.
+    `done` maps each finished (task, sample, repetition) to its error kind (None: succeeded); `retry`
+    holds the errored records to redo (--retry-errors), the others stay as they are.
     """
     todo, skipped = [], 0
     for task, samples, _ in loaded:
         for sample in samples:
             for rep in range(task.repetitions(repeats)):
-                errored = done.get((task.name, sample.id, rep))
-                if errored is not None and not (retry_errors and errored):
+                key = (task.name, sample.id, rep)
+                if key in done and key not in retry:
                     skipped += 1
                     continue
-                todo.append(WorkItem(task, sample, rep))
+                todo.append(WorkItem(task, sample, rep, retry_of=retry.get(key)))
     return todo, skipped
 
 
@@ -137,7 +172,8 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
     task, sample = item.task, item.sample
     kept = response_exchanges(item.previous) if item.previous is not None else None
     ctx = SampleContext(task.name, sample.id, item.repetition, roles, seed=seed, exchanges=kept,
-                        refusal_scorer=refusal_scorer, task_config=task.generate_config)
+                        refusal_scorer=refusal_scorer, task_config=task.generate_config,
+                        reuse=item.retry_of.exchanges if item.retry_of is not None else None)
     record = Record(
         task=task.name,
         sample_id=sample.id,
@@ -151,8 +187,13 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
             await task.solve(sample, ctx)
         stage = "scoring"
         record.scores = await task.score(sample, ctx)
+        failed_judge = next((ex for ex in ctx.exchanges if ex.error and is_judge_role(ex.role)), None)
+        if failed_judge is not None:  # the task saw an abstention, but a failed call makes the sample an error
+            record.error, record.error_kind = redact(call_failure(failed_judge)), "judge"
     except GenerationFailed as exc:
-        record.error, record.error_kind = redact(str(exc)), exc.kind or stage
+        failed = next((ex for ex in reversed(ctx.exchanges) if ex.error), None)
+        record.error = redact(str(exc))
+        record.error_kind = exc.kind or (stage if failed is None else failure_kind(failed.role))
     except UserError:
         raise
     except Exception as exc:  # a task bug must not lose the rest of the run
@@ -160,6 +201,18 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
     record.exchanges = ctx.exchanges
     record.finished_at = time.time()
     return record
+
+
+def call_failure(exchange: Exchange) -> str:
+    """The error of a failed model call, naming the role, its purpose and (in the backend's text) the model."""
+    return f"{exchange.role} call '{exchange.purpose}' failed: {exchange.error}"
+
+
+def failure_kind(role: str) -> str:
+    """The record error kind for a call of `role` that failed after retries."""
+    if is_judge_role(role):
+        return "judge"
+    return "simulator" if role == "simulator" else "generation"
 
 
 async def drive(
@@ -240,6 +293,7 @@ async def execute(
                 outcome.errors += 1
                 kind = record.error_kind or "unknown"
                 outcome.errors_by_kind[kind] = outcome.errors_by_kind.get(kind, 0) + 1
+                outcome.first_error = outcome.first_error or f"{record.task}/{record.sample_id}: {record.error}"
             advance(record)
 
         try:
@@ -257,30 +311,53 @@ async def execute(
                 cache.close()
 
     outcomes = store.outcomes() if outcome.interrupted else store.compact()
+    kinds = Counter(kind for kind in outcomes.values() if kind is not None)
     manifest.roles = [r for r in manifest.roles if r.role not in roles] + role_manifests(roles)
     manifest.finished_at = time.time()
     manifest.counts = {
         "records": len(outcomes),
-        "errors": sum(outcomes.values()),
+        "errors": sum(kinds.values()),
         "new_this_session": outcome.finished,
         **counts,
     }
+    manifest.error_kinds = dict(sorted(kinds.items()))
+    if not outcome.interrupted:
+        manifest.failure = error_policy(len(outcomes), manifest.error_kinds, config.max_error_rate)
+        manifest.status = "failed" if manifest.failure else "complete"
     write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
     return outcome
 
 
+def error_policy(records: int, error_kinds: dict[str, int], max_error_rate: float) -> str | None:
+    """Why a finished run counts as failed, or None: its share of errored samples is above
+    `max_error_rate`, or every sample ended in an error."""
+    errors = sum(error_kinds.values())
+    share = errors / records if records else 0.0
+    if share > max_error_rate:
+        why = f"{100 * share:.1f}% > --max-error-rate {100 * max_error_rate:g}%"
+    elif records and errors == records:
+        why = "every sample failed"
+    else:
+        return None
+    kinds = ", ".join(f"{kind} {count}" for kind, count in error_kinds.items())
+    return f"{errors} of {records} samples ended in errors ({why}): {kinds}"
+
+
 async def _run(config: RunConfig, progress_factory) -> RunOutcome:
     store = RunStore(config.run_dir)
-    check_resumable(config, store)
     loaded = load_tasks(config)
-    items, skipped = plan(loaded, config.repeats, store.outcomes(repair=True), config.retry_errors)
+    fingerprint = run_fingerprint(config, [tm for _, _, tm in loaded])
+    check_resumable(fingerprint, store)
+    done = store.outcomes(repair=True)
+    retry = store.errored_records() if config.retry_errors else {}
+    items, skipped = plan(loaded, config.repeats, done, retry)
     cache = ResponseCache(config.cache_path) if config.cache_path else None
     resources = BackendResources()  # the run's shared clients and engines, closed when it ends
     roles = build_roles(config, cache, resources)
     manifest = RunManifest(
         git_commit=git_commit(),
         command=command_line(),
-        fingerprint=config.fingerprint(),
+        fingerprint=fingerprint,
         tasks=[tm.model_copy(update={"planned": len(s) * t.repetitions(config.repeats)}) for t, s, tm in loaded],
         roles=role_manifests(roles),
         seed=config.seed,

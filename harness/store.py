@@ -105,9 +105,14 @@ class RunStore:
         """
         return list(self._scan(_parse_record, repair).values())
 
-    def outcomes(self, *, repair: bool = False) -> dict[Key, bool]:
-        """Whether each finished (task, sample, repetition) ended in an error, without building records."""
+    def outcomes(self, *, repair: bool = False) -> dict[Key, str | None]:
+        """How each finished (task, sample, repetition) ended: its error kind, or None when it succeeded
+        (see _error_kind); read without building records."""
         return self._scan(_record_outcome, repair)
+
+    def errored_records(self) -> dict[Key, Record]:
+        """The records that currently end in an error, by key (what --retry-errors redoes)."""
+        return {key: record for key, record in self._scan(_parse_errored, False).items() if record is not None}
 
     def _scan(self, parse: Callable[[bytes], tuple[Key, Any]], repair: bool) -> dict[Key, Any]:
         """Parse every complete line into {key: value}, dropping (and with `repair` cutting) a torn tail."""
@@ -150,7 +155,7 @@ class RunStore:
         except OSError as exc:
             raise cannot_write(self.records_path, exc) from None
 
-    def compact(self) -> dict[Key, bool]:
+    def compact(self) -> dict[Key, str | None]:
         """Rewrite records.jsonl with exactly one line per key (superseded records and a torn tail removed);
         returns what `outcomes()` would.
 
@@ -161,7 +166,7 @@ class RunStore:
         if not self.records_path.exists():
             return {}
         last: dict[Key, int] = {}
-        errored: dict[Key, bool] = {}
+        errored: dict[Key, str | None] = {}
         lines = 0
         for number, line in self._lines():
             lines += 1
@@ -188,7 +193,19 @@ def _parse_record(line: bytes) -> tuple[Key, Record]:
     return record.key, record
 
 
-def _record_outcome(line: bytes) -> tuple[Key, bool]:
-    """(key, ended in an error) of a record line, without building the Record."""
+def _parse_errored(line: bytes) -> tuple[Key, Record | None]:
+    """(key, the record if it ended in an error, else None)."""
+    key, kind = _record_outcome(line)
+    return key, None if kind is None else Record.model_validate_json(line)
+
+
+def _error_kind(data: dict[str, Any]) -> str | None:
+    """The error kind of a record (generation, judge, simulator, scoring, task), None if it has no error;
+    records written before kinds existed count as 'generation'."""
+    return (data.get("error_kind") or "generation") if data.get("error") else None
+
+
+def _record_outcome(line: bytes) -> tuple[Key, str | None]:
+    """(key, error kind or None) of a record line, without building the Record."""
     data = json.loads(line)
-    return (data["task"], data["sample_id"], data.get("repetition", 0)), bool(data.get("error"))
+    return (data["task"], data["sample_id"], data.get("repetition", 0)), _error_kind(data)

@@ -14,14 +14,13 @@ from typing import Any
 
 import click
 
-from harness.cli_run import build_config, model_slug, run_one, split_specs, utc_stamp
+from harness.cli import EXIT_RUN_FAILED, EXIT_USER_ERROR
+from harness.cli_run import build_config, model_slug, report_failure, run_one, split_specs, utc_stamp
 from harness.config import RunConfig
 from harness.errors import UserError
 from harness.run_file import RoleSettings, RunFile
-from harness.store import MANIFEST, atomic_write, read_json
+from harness.store import atomic_write
 
-EXIT_FAILED_RUN = 1
-EXIT_USER_ERROR = 2
 LEADERBOARD_FORMATS = ("md", "csv", "html")
 
 
@@ -82,8 +81,7 @@ def run_code(config: RunConfig, opts: dict[str, Any]) -> tuple[int, str]:
 
         click.echo(f"error: {redact(str(exc))}", err=True)
         return EXIT_USER_ERROR, "error"
-    status = read_json(config.run_dir / MANIFEST).get("status")
-    return (EXIT_FAILED_RUN, "failed") if status == "failed" else (0, str(status))
+    return (EXIT_RUN_FAILED, "failed") if report_failure(config.run_dir) else (0, "complete")
 
 
 def write_leaderboard(root: Path) -> list[Path]:

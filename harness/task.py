@@ -67,6 +67,12 @@ class Task:
     # Judge-based rates a calibration can correct: metric -> (score name, True if the metric counts the
     # score's positives, False if its negatives); see harness.report.corrected.
     judged_rates: ClassVar[dict[str, tuple[str, bool]]] = {}
+    # The report's first screen and the end-of-run output: the metrics named here, in this order (see
+    # `headline_metrics`; `<...>` marks a family); `invalid_metric` counts answers that could not be scored;
+    # `headline_plot` is the title of a `TaskResult` plot drawn on the task's card.
+    headline: ClassVar[list[str]] = []
+    invalid_metric: ClassVar[str | None] = None
+    headline_plot: ClassVar[str | None] = None
 
     def __init__(self, options: dict[str, Any] | None = None):
         try:
@@ -123,9 +129,27 @@ class Task:
         its repetitions (`harness.stats.bootstrap_ci` over a list with one item per sample)."""
         return TaskResult(task=self.name, metrics=list(measured.values()))
 
+    def headline_metrics(self, result: TaskResult) -> list[Metric]:
+        """The metrics named in `headline` that the result has, in that order (all of them if it names none).
+
+        A task whose headline is a family of metrics (`wahlomat.<party>`) overrides this to pick members."""
+        if not self.headline:
+            return list(result.metrics)
+        by_name = {m.name: m for m in result.metrics}
+        return [by_name.get(name) or Metric(name=name, value=None) for name in self.headline]
+
     def report_markdown(self, result: TaskResult) -> str | None:
         """Task section of report.md; None (the default) lets the report render metrics and tables."""
         return None
+
+
+def extremes(metrics: list[Metric], family: str) -> list[Metric]:
+    """The highest and the lowest of a family's metrics that have a value (one if only one has); without any
+    value, a placeholder named after the family (`wahlomat.<party>`) that shows as 'no data'."""
+    valued = sorted((m for m in metrics if m.value is not None), key=lambda m: (-(m.value or 0.0), m.name))
+    if not valued:
+        return [Metric(name=family, value=None)]
+    return valued[:1] + valued[-1:] if len(valued) > 1 else valued
 
 
 def evaluate(task: Task, records: list[Record]) -> tuple[TaskResult, dict[str, MetricValues]]:

@@ -63,6 +63,11 @@ def is_judge_role(role: str) -> bool:
     return re.fullmatch(r"judge\d*", role) is not None
 
 
+def judge_role(index: int) -> str:
+    """The role name of the index-th --judge model (0 -> judge, 1 -> judge2, ...)."""
+    return "judge" if index == 0 else f"judge{index + 1}"
+
+
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -127,7 +132,7 @@ class Record(BaseModel):
     scores: dict[str, Score] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-    error_kind: str | None = None  # "generation", "truncated" (no final answer), "scoring", "task"
+    error_kind: str | None = None  # "generation" (model call), "truncated" (no final answer), "judge", "simulator", "scoring" or "task"
     started_at: float = 0.0
     finished_at: float = 0.0
 

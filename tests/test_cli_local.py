@@ -1,7 +1,9 @@
 """End-to-end on the embedded default model: real SmolLM2 text through the real CLI."""
 from __future__ import annotations
 
-from conftest import read_records, read_summary
+from conftest import read_records, read_summary, requires_local
+
+pytestmark = requires_local
 
 
 def test_run_on_smollm2_records_usage_and_latency(cli, tmp_path):

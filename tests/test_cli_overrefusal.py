@@ -84,7 +84,8 @@ def test_resume_refuses_different_settings(cli, tmp_path):
                 "--no-progress"]).returncode == 0
     out = cli(["run", "--model", "scripted/refuse-all", "-t", "overrefusal", "--run-dir", "run", "--limit", "2"])
     assert out.returncode == 2
-    assert "different settings (model)" in out.stderr and "Traceback" not in out.stderr
+    assert 'other settings (model: was "scripted/echo", now "scripted/refuse-all")' in out.stderr
+    assert "Traceback" not in out.stderr
 
 
 def test_manifest_has_provenance(cli, tmp_path):

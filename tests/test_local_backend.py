@@ -13,9 +13,14 @@ from harness.errors import UserError
 from harness.backends.llama_cpp import LlamaCppBackend
 from harness.types import GenerateConfig, Message, Request
 
+from conftest import local_extra_missing
+
 
 @pytest.fixture(scope="module")
 def smollm2():
+    reason = local_extra_missing()
+    if reason:
+        pytest.skip(reason)
     backend = create_backend("local/smollm2", BackendOptions(threads=2))
     yield backend
     asyncio.run(backend.aclose())

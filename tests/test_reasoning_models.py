@@ -155,7 +155,7 @@ def test_cli_no_final_answer_is_a_truncated_error_not_a_refusal(cli, tmp_path) -
 
     with FakeOpenAIServer(responder=responder) as srv:
         out = run_overrefusal(cli, srv, "openai/r1", "--reasoning", "--limit", "6")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # 3 of 6 samples errored: above --max-error-rate, the run failed
     records = {r["sample_id"]: r for r in read_records(tmp_path / "run")}
     truncated = {sid for sid, r in records.items() if r["error_kind"] == "truncated"}
     assert truncated == {"1", "3", "5"}

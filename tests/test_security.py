@@ -135,7 +135,7 @@ def test_api_key_echoed_by_the_server_is_redacted_from_every_output(tmp_path, en
     """The key is in the default variable, in a custom *_KEY one, and in one whose name does not say 'key'."""
     secret = "gw-7Hq2VxR9pLmN4sTz8KdW"  # not `sk-...`: only the --api-key-env setting tells it is a key
     out, report = run_with_key(tmp_path, env_name, secret, "--api-key-env", env_name)
-    assert out.returncode == 0 and report.returncode == 0, out.stderr
+    assert out.returncode == 1 and report.returncode == 0, out.stderr  # 2 of 8 samples failed: a failed run
     assert "samples ended in errors" in out.stderr
     records = read_records(tmp_path / "run")
     assert any(r["error"] and "401" in r["error"] for r in records)
@@ -213,5 +213,5 @@ def test_only_the_configured_endpoint_is_contacted(tmp_path):
 
         # the guard does see the harness's connections: allowing another port blocks the real one
         blocked = guarded_cli(tmp_path, srv.port + 1, [*args[:-3], "--run-dir", "run2", "--no-progress", "--no-cache"])
-    assert blocked.returncode == 0 and "samples ended in errors" in blocked.stderr
+    assert blocked.returncode == 1 and "run failed: 4 of 4 samples ended in errors" in blocked.stderr
     assert f"connect 127.0.0.1:{srv.port}" in (tmp_path / "blocked.log").read_text()

@@ -8,7 +8,7 @@ from pathlib import Path
 from conftest import read_records
 
 TASKS = ["overrefusal", "wahlomat"]
-MODELS = ["scripted/refuse-30", "scripted/choose-1", "scripted/comply-all"]
+MODELS = ["scripted/refuse-30", "scripted/comply-all", "scripted/refuse-all"]
 
 
 def sweep(cli, models: list[str], tasks: list[str], *extra: str):
@@ -40,7 +40,7 @@ def test_sweep_runs_each_model_and_task_then_resumes_and_extends(cli, tmp_path):
     for fmt in ("md", "csv", "html"):
         assert (tmp_path / "S" / f"leaderboard.{fmt}").is_file()
     assert leaderboard_models(tmp_path) == sorted(MODELS)
-    assert "scripted/choose-1" in (tmp_path / "S" / "leaderboard.html").read_text()
+    assert "scripted/refuse-all" in (tmp_path / "S" / "leaderboard.html").read_text()
     records = {d: (d / "records.jsonl").read_bytes() for d in dirs}
 
     again = sweep(cli, MODELS, TASKS)
@@ -48,7 +48,7 @@ def test_sweep_runs_each_model_and_task_then_resumes_and_extends(cli, tmp_path):
     assert again.stdout.count("finished records kept, 0 new") == len(dirs)
     assert all((d / "records.jsonl").read_bytes() == records[d] for d in dirs)
 
-    models, tasks = [*MODELS, "scripted/choose-2"], [*TASKS, "dilemmas"]
+    models, tasks = [*MODELS, "scripted/echo"], [*TASKS, "dilemmas"]
     extended = sweep(cli, models, tasks)
     assert extended.returncode == 0, extended.stderr
     assert extended.stdout.count("finished records kept, 0 new") == len(dirs)  # only new pairs did work
@@ -61,10 +61,10 @@ def test_sweep_runs_each_model_and_task_then_resumes_and_extends(cli, tmp_path):
 
 
 def test_a_failing_run_does_not_stop_the_sweep_and_sets_the_exit_code(cli, tmp_path):
-    """choose-1's overrefusal dir holds a run with another seed: that run is a user error (exit 2), the
+    """comply-all's overrefusal dir holds a run with another seed: that run is a user error (exit 2), the
     other five runs finish and the leaderboard is written."""
-    clash = Path("S", "scripted-choose-1", "overrefusal")
-    first = cli(["run", "--model", "scripted/choose-1", "-t", "overrefusal", "--limit", "6", "--seed", "5",
+    clash = Path("S", "scripted-comply-all", "overrefusal")
+    first = cli(["run", "--model", "scripted/comply-all", "-t", "overrefusal", "--limit", "6", "--seed", "5",
                  "--run-dir", str(clash), "--no-progress"])
     assert first.returncode == 0, first.stderr
     out = sweep(cli, MODELS, TASKS)
@@ -74,7 +74,7 @@ def test_a_failing_run_does_not_stop_the_sweep_and_sets_the_exit_code(cli, tmp_p
     finished = [d for d in run_dirs(tmp_path, MODELS, TASKS) if d != tmp_path / clash]
     assert all(json.loads((d / "manifest.json").read_text())["status"] == "complete" for d in finished)
     assert f"error        {clash}" in out.stdout
-    assert leaderboard_models(tmp_path) == sorted(MODELS)  # choose-1 still has its wahlomat run
+    assert leaderboard_models(tmp_path) == sorted(MODELS)  # comply-all still has its wahlomat run
 
 
 def test_run_file_models_share_the_model_block(cli, tmp_path):
@@ -109,16 +109,17 @@ def test_sweep_input_errors_are_one_line_before_any_work(cli, tmp_path):
     assert out.returncode == 2 and "key 'models'" in out.stderr and "bad.yaml" in out.stderr
 
 
-def test_a_run_whose_samples_all_fail_sets_the_sweep_exit_code_by_its_status(cli, tmp_path):
-    """choose-2 finds no options in overrefusal prompts: every sample of that run ends in an error. The sweep
-    goes on, and exits as that run alone does: 1 if the run's status is failed (error-rate policy), else 0."""
+def test_a_failed_run_does_not_stop_the_sweep_and_exits_1(cli, tmp_path):
+    """choose-2 finds no options in overrefusal prompts: every sample of that run ends in an error, so the run
+    is failed (error-rate policy). The sweep goes on, and exits 1 as that run alone does."""
     out = cli(["run", "--model", "scripted/choose-2,scripted/refuse-30", "-t", "overrefusal", "--limit", "4",
                "--sweep-dir", "S", "--no-progress"])
     failing = json.loads((tmp_path / "S" / "scripted-choose-2" / "overrefusal" / "manifest.json").read_text())
-    assert failing["counts"]["errors"] == failing["counts"]["records"] == 4
+    assert failing["status"] == "failed" and failing["counts"]["errors"] == failing["counts"]["records"] == 4
     other = json.loads((tmp_path / "S" / "scripted-refuse-30" / "overrefusal" / "manifest.json").read_text())
     assert other["status"] == "complete" and other["counts"]["errors"] == 0
     alone = cli(["run", "--model", "scripted/choose-2", "-t", "overrefusal", "--limit", "4", "--run-dir", "alone",
                  "--no-progress"])
-    assert out.returncode == alone.returncode == (1 if failing["status"] == "failed" else 0)
-    assert (tmp_path / "S" / "leaderboard.md").is_file()
+    assert out.returncode == alone.returncode == 1
+    assert "failed       S/scripted-choose-2/overrefusal" in out.stdout
+    assert leaderboard_models(tmp_path) == ["scripted/refuse-30"]  # failed runs stay off the leaderboard

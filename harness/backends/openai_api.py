@@ -231,7 +231,10 @@ class OpenAIBackend(Backend):
         elif isinstance(exc, APIConnectionError):
             cause = exc.__cause__
             where = public_url(self.base_url) if self.base_url else "the OpenAI API"
-            text = f"connection error to {where}" + (f" ({type(cause).__name__})" if cause else "")
+            if _refused(exc):
+                text = f"connection refused by {where} (is the server running on that port?)"
+            else:
+                text = f"connection error to {where}" + (f" ({type(cause).__name__})" if cause else "")
         elif isinstance(exc, MalformedResponse):
             text = f"malformed response: {exc}"
         else:
@@ -253,6 +256,16 @@ def _is_transient(exc: BaseException) -> bool:
     if isinstance(exc, APIStatusError):
         return exc.status_code in TRANSIENT_STATUSES or exc.status_code >= 500
     return isinstance(exc, (APIConnectionError, MalformedResponse))  # includes APITimeoutError
+
+
+def _refused(exc: BaseException) -> bool:
+    """True when a ConnectionRefusedError (nothing listens on the port) is among the causes of `exc`."""
+    seen: BaseException | None = exc
+    for _ in range(10):  # the client wraps the socket error a few levels deep
+        if seen is None or isinstance(seen, ConnectionRefusedError):
+            return seen is not None
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _is_api_error(exc: BaseException) -> bool:

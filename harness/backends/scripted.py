@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from harness.backends.base import Backend
+from harness.datasets import file_hash, read_yaml
 from harness.errors import BackendError, UserError
 from harness.types import Completion, Request, Usage
 
@@ -58,16 +59,6 @@ def _stable_percent(text: str) -> int:
     return int(hashlib.sha256(text.encode()).hexdigest()[:8], 16) % 100
 
 
-def yaml_problem(exc: Exception) -> str:
-    """One line describing a YAML error: what went wrong and where it started."""
-    parts = []
-    for what, mark in (("context", "context_mark"), ("problem", "problem_mark")):
-        text, where = getattr(exc, what, None), getattr(exc, mark, None)
-        if text:
-            parts.append(f"{text} at line {where.line + 1}" if where is not None else text)
-    return "; ".join(parts) or str(exc).replace("\n", " ")
-
-
 class ScriptedBackend(Backend):
     """Answers from fixed rules, instantly, with whitespace token counts."""
 
@@ -92,17 +83,7 @@ class ScriptedBackend(Backend):
             raise UserError(f"scripted/{model}: options are numbered from 1")
 
     def _load_rules(self, path: Path) -> None:
-        import yaml
-
-        try:
-            raw = path.read_bytes()
-            data = yaml.safe_load(raw.decode("utf-8")) or {}
-        except UnicodeDecodeError:
-            raise UserError(f"{path}: not UTF-8 text") from None
-        except OSError as exc:
-            raise UserError(f"{path}: cannot read scripted rules ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"{path}: invalid YAML ({yaml_problem(exc)})") from None
+        data = read_yaml(path, "the scripted rules") or {}
         if not isinstance(data, dict):
             raise UserError(f"{path}: expected a mapping with 'rules' and optional 'default'")
         for index, rule in enumerate(data.get("rules") or [], start=1):
@@ -121,7 +102,7 @@ class ScriptedBackend(Backend):
             self._rules.append((compiled["pattern"], str(rule["response"]), turn, compiled.get("system")))
         default = data.get("default")
         self._default = None if default is None else str(default)
-        self._rules_hash = hashlib.sha256(raw).hexdigest()[:16]
+        self._rules_hash = file_hash(path)[:16]
 
     def identity(self) -> dict:
         ident = super().identity()

@@ -33,7 +33,7 @@ from harness.types import Metric
 MIN_SAMPLES = 10
 Z_ONE_SIDED = 1.6448536269514722
 EPS = 1e-9
-RULE = re.compile(r"^\s*([A-Za-z0-9_.:/-]+?)\s*(<=|>=)\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*$")
+RULE = re.compile(r"^\s*([^<>=\s](?:[^<>=]*[^<>=\s])?)\s*(<=|>=)\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*$")  # names may hold spaces
 EXIT = {"pass": 0, "inconclusive": 2, "regression": 100}
 
 Status = Literal["pass", "inconclusive", "regression"]

@@ -14,9 +14,10 @@ from html import escape
 from typing import Any
 
 from harness.metrics import CONSISTENCY_TABLE, consistency_rows
+from harness.report.cards import TaskCard
 from harness.report.examples import LIMIT, Example, attention, metric_examples, primary_score_examples
-from harness.report.markdown import ARROWS, format_metric_value
-from harness.report.summary import LoadedRun, demonstration_notice, judge_specs, model_spec
+from harness.report.markdown import ARROWS, exclusion_parts, format_metric_value, interval_text, value_text
+from harness.report.summary import LoadedRun, demonstration_notice, failure_notice, judge_specs, model_spec
 from harness.report.svg import render_plot
 from harness.task import TaskResult
 from harness.types import Metric
@@ -35,7 +36,7 @@ h3{font-size:16px;margin:22px 0 8px}h4{font-size:14px;margin:16px 0 6px}
 a{color:#245a96}code{font:12.5px ui-monospace,Menlo,Consolas,monospace;background:#eef1f4;padding:0 3px;border-radius:3px}
 table{border-collapse:collapse;background:#fff;margin:6px 0 10px}
 th,td{border:1px solid #d9dee4;padding:4px 8px;text-align:left;vertical-align:top}
-th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums}
+th{background:#eef1f4}td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 .table-wrap{overflow-x:auto}
 figure{margin:10px 0;background:#fff;border:1px solid #d9dee4;display:inline-block;padding:4px}
 svg text{font:12px system-ui,sans-serif;fill:#1d2329}svg .plot-title{font-weight:600;font-size:13px}
@@ -49,6 +50,13 @@ font:12.5px ui-monospace,Menlo,Consolas,monospace;border-radius:3px}
 .msg .who{font-size:12px;color:#4a5560;font-weight:600}.completion pre{background:#fff7e6}
 .note{color:#4a5560}.warn{color:#8a3b12}dl.kv{display:grid;grid-template-columns:max-content auto;gap:2px 14px}
 dl.kv dt{font-weight:600}dl.kv dd{margin:0}
+.notice{background:#fdf0e6;border:1px solid #e0b48f;border-radius:4px;padding:6px 10px;font-weight:600}
+.cards{display:grid;grid-template-columns:repeat(3,minmax(0,1fr));gap:10px;margin-top:12px}
+.card{background:#fff;border:1px solid #d9dee4;border-radius:6px;padding:8px 12px;overflow-wrap:anywhere}
+.card.wide{grid-column:1/-1;display:flex;gap:16px;align-items:flex-start}.card.wide>div{flex:1}
+.card h3{margin:0 0 4px}.headline{padding:3px 0;border-bottom:1px solid #eef1f4}.caption{color:#4a5560;font-size:12px}
+.headline .value{font-size:18px;font-weight:600}.card p{margin:5px 0 0;font-size:13px}
+.card figure{border:0;padding:0;margin:0}.nodata{color:#4a5560}
 """
 
 
@@ -140,7 +148,7 @@ class RunPage:
 
     def metric_table(self, results: list[TaskResult], with_task: bool) -> str:
         rows = []
-        for result, m in ((r, m) for r in results for m in r.metrics):
+        for result, m in ((r, m) for r in results for m in r.metrics if m.value is not None):
             links = [f'<a href="#{self.examples_anchor(result.task, m)}">examples</a>']
             if self.attention[result.task]:
                 links.append(f'<a href="#{slug("attention-" + result.task)}">errors '
@@ -155,7 +163,9 @@ class RunPage:
             "<th>metric</th><th>value [95% CI]</th><th>interval</th><th>n</th><th>better</th>"
             "<th>judge errors</th><th>records</th>"
         )
-        return f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>'
+        folded = "".join(no_data_html(self.run.cards[r.task].no_data, r.task if with_task else None) for r in results)
+        return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+                f"</div>{folded}")
 
     def header(self) -> str:
         m = self.run.manifest
@@ -167,13 +177,20 @@ class RunPage:
             + (f" · judges {', '.join(f'<code>{esc(j)}</code>' for j in judges)}" if judges else "")
             + f" · status {esc(m.get('status'))} · started {esc(utc(m.get('started_at')))} · seed {esc(m.get('seed'))}"
             f" · repeats {esc(m.get('repeats'))} · limit {esc(m.get('limit') or 'none')}</p>"
-            f'<nav><a href="#overview">overview</a>{nav}<a href="#provenance">provenance</a></nav>'
-            + (f'<p class="warn">{esc(notice)}</p>' if (notice := demonstration_notice(m)) else "")
+            f'<nav><a href="#overview">all metrics</a>{nav}<a href="#provenance">provenance</a></nav>'
+            + "".join(f'<p class="notice warn">{esc(notice)}</p>'
+                      for notice in (failure_notice(m), demonstration_notice(m)) if notice)
             + "</header>"
         )
 
+    def cards(self) -> str:
+        """The first screen: one card per task."""
+        cards = sorted((self.run.cards[r.task] for r in self.run.results), key=lambda c: c.plot is not None)
+        cards_html = "".join(card_html(card) for card in cards)  # cards with a plot span a row: they go last
+        return f'<section id="cards" aria-label="headline metrics per task"><div class="cards">{cards_html}</div></section>'
+
     def overview(self) -> str:
-        return f'<section id="overview"><h2>Overview</h2>{self.metric_table(self.run.results, True)}</section>'
+        return f'<section id="overview"><h2>All metrics</h2>{self.metric_table(self.run.results, True)}</section>'
 
     def task_section(self, result: TaskResult) -> str:
         parts = [f'<section id="{slug("task-" + result.task)}"><h2>{esc(result.task)}</h2>',
@@ -248,9 +265,44 @@ class RunPage:
                 f"<details><summary>manifest.json</summary><pre>{full}</pre></details></section>")
 
     def render(self) -> str:
-        body = self.header() + "<main>" + self.overview()
+        body = self.header() + "<main>" + self.cards() + self.overview()
         body += "".join(self.task_section(r) for r in self.run.results) + self.provenance() + "</main>"
         return page(f"Evaluation report: {self.run.run_dir.name}", body)
+
+
+def no_data_html(groups: dict[str, list[str]], task: str | None = None) -> str:
+    """One line per reason: 'no data for: a, b (reason)', prefixed with the task when given."""
+    prefix = f"{esc(task)}: " if task else ""
+    return "".join(f'<p class="nodata">{prefix}no data for: {", ".join(f"<code>{esc(n)}</code>" for n in names)} '
+                   f"({esc(reason)})</p>" for reason, names in groups.items())
+
+
+def card_html(card: TaskCard) -> str:
+    """A task's card: headline metrics with interval, n and direction; exclusions; headline metrics without
+    data; the task's headline plot (such a card spans the row)."""
+    rows = "".join(
+        f'<div class="headline"><code>{esc(m.name)}</code>'
+        + (f' <span class="caption">{esc(card.captions[m.name])}</span>' if m.name in card.captions else "")
+        + f'<div><span class="value">{esc(value_text(m))}</span> {esc(interval_text(m))} · n={m.n}'
+        + (f" · {esc(ARROWS[m.direction])}" if m.direction != "none" else "") + "</div></div>"
+        for m in card.headline if m.value is not None
+    )
+    others = card.other_no_data()
+    more = (f'<p class="nodata">{others} more metrics without data: see <a href="#{slug("task-" + card.task)}">'
+            "details</a></p>" if others else "")
+    protocol = f" <small>protocol {esc(card.protocol)}</small>" if card.protocol != "default" else ""
+    text = (f'<h3><a href="#{slug("task-" + card.task)}">{esc(card.task)}</a>{protocol}</h3>{rows}'
+            f'{no_data_html(card.headline_no_data())}<p class="excluded">{exclusions_html(card)}</p>{more}')
+    if card.plot is None:
+        return f'<article class="card" id="{slug("card-" + card.task)}">{text}</article>'
+    return (f'<article class="card wide" id="{slug("card-" + card.task)}"><div>{text}</div>'
+            f"<figure>{render_plot(card.plot)}</figure></article>")
+
+
+def exclusions_html(card: TaskCard) -> str:
+    """What a card's numbers leave out; non-zero parts in warning colour."""
+    return " · ".join(f'<span class="warn">{esc(text)}</span>' if bad else esc(text)
+                      for text, bad in exclusion_parts(card))
 
 
 def first_prompt(example: Example) -> str:

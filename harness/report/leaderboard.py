@@ -1,4 +1,5 @@
 """Leaderboard: the latest complete run per (model, task) under a results directory, one row per model.
+Failed runs (too many errored samples) are left out unless asked for, and then marked.
 
 Columns are each task's headline metrics (the names a task lists in `Task.metrics`; `<...>` parts match
 any name segment) with their 95% intervals. Output as CSV, Markdown, JSON or a sortable HTML table.
@@ -36,6 +37,16 @@ class Row:
     runs: dict[str, RunEntry] = field(default_factory=dict)  # task -> the run its metrics come from
     metrics: dict[str, Metric] = field(default_factory=dict)
 
+    @property
+    def failed(self) -> bool:
+        """Some of the row's metrics come from a run whose status is 'failed'."""
+        return any(e.manifest.get("status") == "failed" for e in self.runs.values())
+
+    @property
+    def mark(self) -> str:
+        """Text after the model's name: a warning when a metric comes from a failed run."""
+        return " (failed run)" if self.failed else ""
+
 
 @dataclass
 class Board:
@@ -45,8 +56,9 @@ class Board:
     skipped: list[str]  # runs left out, with the reason
 
 
-def discover(results_dir: Path) -> tuple[list[RunEntry], list[str]]:
-    """Every complete run below `results_dir`, plus notes on the runs left out."""
+def discover(results_dir: Path, include_failed: bool = False) -> tuple[list[RunEntry], list[str]]:
+    """Every complete run below `results_dir` (and failed ones with `include_failed`), plus notes on the
+    runs left out."""
     from harness.report.summary import load_run, model_spec, summary_document
     from harness.store import read_json
 
@@ -55,8 +67,9 @@ def discover(results_dir: Path) -> tuple[list[RunEntry], list[str]]:
         run_dir = manifest_path.parent
         try:
             manifest = read_json(manifest_path)
-            if manifest.get("status") != "complete":
-                skipped.append(f"{run_dir}: status {manifest.get('status')}")
+            if manifest.get("status") not in (("complete", "failed") if include_failed else ("complete",)):
+                hint = " (--include-failed shows it)" if manifest.get("status") == "failed" else ""
+                skipped.append(f"{run_dir}: status {manifest.get('status')}{hint}")
                 continue
             if manifest.get("fingerprint", {}).get("shard"):
                 skipped.append(f"{run_dir}: shard {manifest['fingerprint']['shard']} of a run (harness merge joins them)")
@@ -82,9 +95,10 @@ def headline(task: str, names: list[str]) -> list[str]:
     return chosen or names
 
 
-def build(results_dir: Path) -> Board:
-    """Pick the latest complete run per (model, task) and lay out one row per model."""
-    entries, skipped = discover(results_dir)
+def build(results_dir: Path, include_failed: bool = False) -> Board:
+    """Pick the latest complete (or with `include_failed` also failed) run per (model, task) and lay out
+    one row per model."""
+    entries, skipped = discover(results_dir, include_failed)
     latest: dict[tuple[str, str], RunEntry] = {}
     for entry in entries:
         for task in entry.summary.get("tasks", {}):
@@ -135,6 +149,7 @@ def to_json(board: Board) -> str:
         "rows": [
             {
                 "model": row.model,
+                "failed_run": row.failed,
                 "runs": {task: run_label(board, e) for task, e in row.runs.items()},
                 "metrics": {n: m.model_dump(mode="json", exclude={"name"}) for n, m in row.metrics.items()},
             }
@@ -153,7 +168,7 @@ def to_csv(board: Board) -> str:
         header += [c.name, f"{c.name}:ci_low", f"{c.name}:ci_high", f"{c.name}:n"]
     writer.writerow(header + ["runs"])
     for row in board.rows:
-        line: list[Any] = [row.model]
+        line: list[Any] = [row.model + row.mark]
         for c in board.columns:
             m = row.metrics.get(c.name)
             line += ["", "", "", ""] if m is None else [m.value, m.ci_low, m.ci_high, m.n]
@@ -169,7 +184,7 @@ def to_markdown(board: Board) -> str:
     head = ["model"] + [f"{c.name} ({ARROWS[c.direction] or 'no direction'})" for c in board.columns]
     lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
     for row in board.rows:
-        cells = [f"`{cell(row.model)}`"] + [cell(cell_text(row.metrics.get(c.name))) for c in board.columns]
+        cells = [f"`{cell(row.model)}`{row.mark}"] + [cell(cell_text(row.metrics.get(c.name))) for c in board.columns]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- skipped {cell(s)}" for s in board.skipped]
     return "\n".join(["# Leaderboard", "", *lines, "", *notes]).rstrip() + "\n"
@@ -206,7 +221,7 @@ def to_html(board: Board) -> str:
     )
     body = []
     for row in board.rows:
-        cells = [f'<td data-value="{esc(row.model)}"><code>{esc(row.model)}</code></td>']
+        cells = [f'<td data-value="{esc(row.model)}"><code>{esc(row.model)}</code>{esc(row.mark)}</td>']
         for c in board.columns:
             m = row.metrics.get(c.name)
             value = "" if m is None or m.value is None else repr(m.value)

@@ -4,8 +4,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from harness.metrics import CONSISTENCY_TABLE, consistency_rows
-from harness.report.summary import LoadedRun, demonstration_notice
+from harness.metrics import CONSISTENCY_TABLE, ci_text, consistency_rows
+from harness.report.cards import TaskCard
+from harness.report.summary import LoadedRun, demonstration_notice, failure_notice, model_spec
 from harness.task import Task, TaskResult
 from harness.types import Metric
 
@@ -18,20 +19,66 @@ def cell(value: Any) -> str:
     return text.replace("|", "\\|").replace("\n", " ").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def format_metric_value(m: Metric) -> str:
+def value_text(m: Metric) -> str:
+    """The point estimate: '12.5%', '0.731', or 'n/a'."""
     if m.value is None:
         return "n/a"
-    text = f"{m.value:.1f}%" if m.unit == "%" else f"{m.value:.3f}"
-    if m.ci_low is not None and m.ci_high is not None:
-        text += f" [{m.ci_low:.1f}, {m.ci_high:.1f}]" if m.unit == "%" else f" [{m.ci_low:.3f}, {m.ci_high:.3f}]"
-    return text
+    return f"{m.value:.1f}%" if m.unit == "%" else f"{m.value:.3f}"
 
 
-def metrics_table(metrics: list[Metric]) -> str:
+def interval_text(m: Metric) -> str:
+    """The 95% interval '[low, high]' at the value's precision; empty without one."""
+    return ci_text(m.ci_low, m.ci_high, 1 if m.unit == "%" else 3)
+
+
+def format_metric_value(m: Metric) -> str:
+    """Value and 95% interval: '12.5% [7.1, 21.0]'."""
+    interval = interval_text(m) if m.value is not None else ""
+    return f"{value_text(m)} {interval}".rstrip()
+
+
+def metrics_table(metrics: list[Metric], captions: dict[str, str] | None = None) -> str:
+    """Metric rows; `captions` add a note after a metric's name."""
     lines = ["| metric | value (95% CI) | n | direction |", "|---|---|---|---|"]
     for m in metrics:
-        lines.append(f"| `{cell(m.name)}` | {format_metric_value(m)} | {m.n} | {ARROWS[m.direction]} |")
+        name = f"`{cell(m.name)}`" + (f" ({cell(captions[m.name])})" if captions and m.name in captions else "")
+        lines.append(f"| {name} | {format_metric_value(m)} | {m.n} | {ARROWS[m.direction]} |")
     return "\n".join(lines)
+
+
+def no_data_lines(groups: dict[str, list[str]]) -> list[str]:
+    """One line per reason: 'No data for: `a`, `b` (reason).'"""
+    return [f"No data for: {', '.join(f'`{cell(n)}`' for n in names)} ({cell(reason)})."
+            for reason, names in groups.items()]
+
+
+def exclusion_parts(card: TaskCard) -> list[tuple[str, bool]]:
+    """What the card's numbers leave out (invalid answers, judge errors, failed records), each with whether
+    it is non-zero."""
+    parts = []
+    if card.invalid is not None:
+        parts.append((f"invalid answers {format_metric_value(card.invalid)} ({card.invalid.name}), n={card.invalid.n}",
+                      bool(card.invalid.value)))
+    if card.judged:
+        parts.append((f"judge errors {card.judge_errors} of {card.judged} judged ({card.judge_error_rate:.1f}%)",
+                      bool(card.judge_errors)))
+    parts.append((f"failed records {card.failed_records} of {card.records}", bool(card.failed_records)))
+    return parts
+
+
+def card_markdown(card: TaskCard) -> str:
+    """A task's first-screen card: headline metrics, exclusions, metrics without data."""
+    with_data = [m for m in card.headline if m.value is not None]
+    protocol = f" (protocol {card.protocol})" if card.protocol != "default" else ""
+    parts = [f"### {card.task}{protocol}", f"Excluded: {cell('; '.join(text for text, _ in exclusion_parts(card)))}."]
+    if with_data:
+        parts.append(metrics_table(with_data, card.captions))
+    parts += no_data_lines(card.headline_no_data())
+    if others := card.other_no_data():
+        parts.append(f"{others} more metrics have no data (listed in the task's section).")
+    if card.plot is not None:
+        parts.append(f"Plot in report.html: {cell(card.plot.title)}.")
+    return "\n\n".join(parts)
 
 
 def table(rows: list[dict[str, Any]]) -> str:
@@ -43,13 +90,18 @@ def table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def task_section(task: Task, result: TaskResult) -> str:
+def task_section(task: Task, result: TaskResult, card: TaskCard | None = None) -> str:
     """The task's own report.md section, or else the default one."""
-    return task.report_markdown(result) or default_task_section(result)
+    return task.report_markdown(result) or default_task_section(result, card)
 
 
-def default_task_section(result: TaskResult) -> str:
-    parts = [metrics_table(result.metrics)]
+def default_task_section(result: TaskResult, card: TaskCard | None = None) -> str:
+    """Metrics, tables, counts and notes; with the run's `card`, metrics without data are folded into one
+    line per reason (without records, as in `harness analyze`, every metric gets a row)."""
+    if card is None:
+        parts = [metrics_table(result.metrics)]
+    else:
+        parts = [metrics_table([m for m in result.metrics if m.value is not None]), *no_data_lines(card.no_data)]
     if rows := consistency_rows(result.metrics):
         parts.append(f"**{CONSISTENCY_TABLE}**\n\n{table(rows)}")
     for name, rows in result.tables.items():
@@ -67,9 +119,13 @@ def run_report(run: LoadedRun) -> str:
     started = manifest.get("started_at")
     when = dt.datetime.fromtimestamp(started, dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if started else "?"
     lines = [f"# Evaluation report: {run.run_dir.name}", ""]
-    notice = demonstration_notice(manifest)
-    if notice:
-        lines += [f"> **{notice}**", ""]
+    for notice in (failure_notice(manifest), demonstration_notice(manifest)):
+        if notice:
+            lines += [f"> **{notice}**", ""]
+    lines += [f"Model `{model_spec(manifest)}`; status {manifest.get('status')}. Headline metrics per task; "
+              "every metric, table and note follows below.", ""]
+    lines += [card_markdown(run.cards[result.task]) + "\n" for result in run.results]
+    lines += ["## Run", ""]
     for r in roles:
         lines.append(f"- **{r['role']}**: `{r['spec']}` ({r['calls']} calls, {r['cache_hits']} cache hits, "
                      f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)")
@@ -78,7 +134,7 @@ def run_report(run: LoadedRun) -> str:
     for result in run.results:
         task = run.tasks[result.task]
         lines += [f"## {result.task}", "", task.description, "", f"Protocol: **{task.protocol}**.", "",
-                  task_section(task, result), ""]
+                  task_section(task, result, run.cards[result.task]), ""]
     lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
               f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
     for t in manifest.get("tasks", []):

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.metrics import MetricValues
 from harness.registry import task_class
+from harness.report.cards import TaskCard, task_card
 from harness.store import MANIFEST, SUMMARY, RunStore, atomic_write, read_json, write_json
 from harness.task import Task, TaskResult, evaluate
 from harness.types import Metric, Record, is_judge_role
@@ -26,6 +27,7 @@ class LoadedRun:
     records: dict[str, list[Record]]
     results: list[TaskResult]
     values: dict[str, dict[str, MetricValues]]
+    cards: dict[str, TaskCard] = field(default_factory=dict)  # task -> its first-screen card
 
     def metrics(self) -> dict[str, Metric]:
         return {m.name: m for result in self.results for m in result.metrics}
@@ -64,6 +66,8 @@ def load_run(run_dir: Path) -> LoadedRun:
         results.append(result)
     run = LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
     add_judge_validity(run, judging)
+    run.cards = {r.task: task_card(tasks[r.task], r, records.get(r.task, []), judge_specs(manifest))
+                 for r in results}
     return run
 
 
@@ -74,6 +78,15 @@ def demonstration_notice(manifest: dict[str, Any]) -> str | None:
         return None
     return (f"Demonstration only: judged by {', '.join(local)}, a small local model. Its verdicts show that the "
             "pipeline runs end to end; they are not evidence about the model under test.")
+
+
+def failure_notice(manifest: dict[str, Any]) -> str | None:
+    """A warning for a run whose status is 'failed' (too many samples ended in errors)."""
+    if manifest.get("status") != "failed":
+        return None
+    why = manifest.get("failure") or "see the manifest"
+    return (f"FAILED RUN: {why}. Its numbers rest on the samples that did not fail and are not a valid "
+            "result; re-run with --retry-errors to retry the errored samples.")
 
 
 def model_role(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -90,10 +103,11 @@ def judge_specs(manifest: dict[str, Any]) -> list[str]:
     return [r["spec"] for r in manifest.get("roles", []) if is_judge_role(r["role"])]
 
 
-def task_summary(result: TaskResult) -> dict[str, Any]:
+def task_summary(result: TaskResult, card: TaskCard) -> dict[str, Any]:
     data = result.model_dump(mode="json", exclude={"task"})
     data["judge_errors"] = result.counts.get("judge_errors", 0)
     data["judge_call_errors"] = result.counts.get("judge_call_errors", 0)
+    data["card"] = card.as_json()
     return data
 
 
@@ -106,6 +120,7 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
         "model": model_spec(manifest),
         "judges": judge_specs(manifest),
         "status": manifest.get("status"),
+        "failure": manifest.get("failure"),
         "started_at": manifest.get("started_at"),
         "finished_at": manifest.get("finished_at"),
         "confidence_level": 0.95,
@@ -113,7 +128,7 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
             m.name: {"task": r.task, **m.model_dump(mode="json", exclude={"name"})}
             for r in run.results for m in r.metrics
         },
-        "tasks": {r.task: task_summary(r) for r in run.results},
+        "tasks": {r.task: task_summary(r, run.cards[r.task]) for r in run.results},
     }
 
 

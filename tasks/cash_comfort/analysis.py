@@ -148,18 +148,33 @@ def money(value: float) -> str:
     return f"{value:.4g}"
 
 
+MAX_LOG10 = 300.0  # 10**x stays a positive, finite float for |x| <= 300
+
+
+def money_of(log10_value: float) -> float | None:
+    """10**log10_value, or None when that is beyond the range of a float (an absurd extrapolation)."""
+    return 10**log10_value if abs(log10_value) <= MAX_LOG10 else None
+
+
 def price_interval(combo: Combo, quantity: float, fit: PriceFit) -> tuple[float | None, float | None, list[str]]:
-    """Interval in money; a bootstrap bound beyond the grid (resamples all yes / all no) is the grid edge."""
+    """Interval in money. A bootstrap bound beyond the grid (resamples all yes / all no) is open: it is
+    shown at the grid edge, or at the estimate when that lies beyond the edge. No interval when the
+    bootstrap does not bracket the estimate (answers that fall as the money rises)."""
     if fit.ci is None:
         return None, None, ["no bootstrap resample gave an increasing fit"]
     offered = combo.amounts_at(quantity)
-    low, high = fit.ci
+    estimate = fit.log10_price
+    low = min(math.log10(offered[0]), estimate) if fit.ci[0] == -math.inf else fit.ci[0]
+    high = max(math.log10(offered[-1]), estimate) if fit.ci[1] == math.inf else fit.ci[1]
+    low_money, high_money = money_of(low), money_of(high)
+    if not low <= estimate <= high or low_money is None or high_money is None:
+        return None, None, ["no interval: the bootstrap resamples do not bracket the estimate"]
     flags = []
-    if low == -math.inf:
-        flags.append(f"interval open below (bounded at the smallest offer {money(offered[0])})")
-    if high == math.inf:
-        flags.append(f"interval open above (bounded at the largest offer {money(offered[-1])})")
-    return (offered[0] if low == -math.inf else 10**low), (offered[-1] if high == math.inf else 10**high), flags
+    if fit.ci[0] == -math.inf:
+        flags.append(f"interval open below (shown from {money(low_money)})")
+    if fit.ci[1] == math.inf:
+        flags.append(f"interval open above (shown up to {money(high_money)})")
+    return low_money, high_money, flags
 
 
 def describe(combo: Combo, quantity: float, fit: PriceFit) -> tuple[float | None, float | None, float | None, list[str]]:
@@ -171,7 +186,9 @@ def describe(combo: Combo, quantity: float, fit: PriceFit) -> tuple[float | None
         return None, None, None, [f">max: declined every offer, up to {money(offered[-1])} {combo.currency}"]
     if fit.status == "no data" or fit.log10_price is None:
         return None, None, None, ["no valid answers" if fit.status == "no data" else "flat fit (b1 = 0)"]
-    price = 10**fit.log10_price
+    price = money_of(fit.log10_price)
+    if price is None:
+        return None, None, None, [f"fitted price 10^{fit.log10_price:.4g} is beyond any meaningful amount"]
     low, high, flags = price_interval(combo, quantity, fit)
     if fit.non_monotone:
         flags.insert(0, "non-monotone: b1 <= 0, more money made acceptance less likely")

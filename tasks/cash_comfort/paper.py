@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.datasets import read_yaml
 from harness.errors import UserError
 from harness_tasks.cash_comfort.scenarios import canonical
 
@@ -29,12 +30,7 @@ def linspace(low: float, high: float, n: int) -> list[float]:
 
 def read_settings(path: Path) -> PaperSettings:
     """The money grid, quantity grid, repeats, temperature and system role of the authors' config file."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: cannot read the authors' config ({type(exc).__name__})") from None
+    data = read_yaml(path, "the authors' config")
     args = data.get("args") if isinstance(data, dict) else None
     if not isinstance(args, dict):
         raise UserError(f"{path}: -T protocol=paper reads the authors' settings from an 'args:' section; none found")

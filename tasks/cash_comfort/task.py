@@ -57,6 +57,8 @@ class CashComfortTask(Task):
     sources = ["bundled prompts (project wording)", "authors' config_file.yaml via -T template_file",
                "published response tables via `harness analyze cash_comfort`"]
     metrics = [f"cash_comfort.{s}.price" for s in SCENARIOS]
+    headline = metrics
+    invalid_metric = "cash_comfort.invalid_answers"
     Options = CashComfortOptions
     options: CashComfortOptions
     paper_protocol = ("the authors' config_file.yaml (-T template_file): its prompts, money grid, quantity grid, "

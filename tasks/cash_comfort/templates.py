@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.datasets import bundled_path as data_file
+from harness.datasets import read_yaml
 from harness.errors import UserError
 from harness_tasks.cash_comfort.scenarios import parse_prompt_key, shown_quantity, split_amount
 
@@ -21,16 +22,7 @@ def bundled_path() -> Path:
 
 def load_templates(path: Path) -> Templates:
     """Read the `prompts:` mapping of a YAML file (yaml.safe_load); other sections are ignored."""
-    import yaml
-
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read template file ({exc.strerror or exc})") from None
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"{path}: invalid YAML ({exc})") from None
+    data = read_yaml(path, "the template file")
     prompts = data.get("prompts") if isinstance(data, dict) else None
     if not isinstance(prompts, dict) or not prompts:
         raise UserError(f"{path}: expected a non-empty 'prompts:' mapping of prompt key -> template text")

@@ -11,7 +11,7 @@ from harness.datasets import bundled_path as data_file
 from harness.datasets import file_hash, is_local_source, load_hub, read_table, rows_hash
 from harness.errors import UserError
 from harness.metrics import MetricValues
-from harness.task import DatasetInfo, Task, TaskOptions, TaskResult
+from harness.task import DatasetInfo, Task, TaskOptions, TaskResult, extremes
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
 from harness_tasks.dilemmas import load, steering
@@ -62,6 +62,8 @@ class DilemmasTask(Task):
                "local per-action CSV (detail or aggregated schema) + values.csv", "bundled sample"]
     metrics = [metric_name(t, label) for t in THEORIES for label in t.labels] + [
         "dilemmas.invalid_rate", "dilemmas.to_do_rate", "dilemmas.order_consistency", "dilemmas.first_position_rate"]
+    headline = ["dilemmas.<theory>.<label>"]  # the most favoured and the most neglected value label (highest/lowest diff)
+    invalid_metric = "dilemmas.invalid_rate"
     Options = DilemmasOptions
     options: DilemmasOptions
     generate_config = GenerateConfig(temperature=0.0, top_p=0.01, max_tokens=5)
@@ -182,6 +184,11 @@ class DilemmasTask(Task):
                 order = agg.ORDERS.get(key, agg.ORDERS["choice"])  # steered prompts show the original order
                 scores[key] = Score(label=order[position - 1], value=position, scorer="action_parser")
         return scores
+
+    def headline_metrics(self, result: TaskResult) -> list[Metric]:
+        """The value labels the model favours most and neglects most, over every theory."""
+        labels = {metric_name(t, label) for t in THEORIES for label in t.labels}
+        return extremes([m for m in result.metrics if m.name in labels], self.headline[0])
 
     def metric_values(self, records: list[Record]) -> list[MetricValues]:
         return agg.answer_values([r for r in records if not r.error])

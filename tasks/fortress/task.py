@@ -21,6 +21,7 @@ from harness_tasks.fortress.loader import HUB_ID, HUB_REVISION, load_fortress, n
 ADVERSARIAL, BENIGN = "adversarial", "benign"
 HARM_SCORER = "fortress_rubric"
 TEMPLATE = "fortress"
+SCATTER_TITLE = "FORTRESS: risk (ARS) vs over-refusal (ORS) per domain"
 
 
 class FortressOptions(TaskOptions):
@@ -37,6 +38,8 @@ class FortressTask(Task):
     )
     sources = [f"hf:{HUB_ID}@{HUB_REVISION[:12]}", "local parquet/JSONL/CSV (upstream schema)", "bundled sample"]
     metrics = ["fortress.ars", "fortress.ors"]
+    headline = metrics
+    headline_plot = SCATTER_TITLE
     Options = FortressOptions
     options: FortressOptions
     generate_config = GenerateConfig(temperature=0.7)  # paper setting; --temperature overrides it
@@ -258,7 +261,7 @@ def paired_points(pairs: list[tuple[Record, float, float]]) -> list[PairedPoint]
 def scatter_plot(points: list[PairedPoint]) -> Plot:
     return Plot(
         kind="scatter",
-        title="FORTRESS: risk (ARS) vs over-refusal (ORS) per domain",
+        title=SCATTER_TITLE,
         x_label="ORS: benign prompts refused (%)",
         y_label="ARS: adversarial risk score (%)",
         points=[{"label": p.domain, "x": p.ors, "y": p.ars, "x_low": p.ors_ci[0], "x_high": p.ors_ci[1],

@@ -46,6 +46,7 @@ class OverRefusalTask(Task):
                "FORTRESS benign prompts (-T source=fortress-benign)",
                f"CoCoNot (-T source=coconot; allenai/noncompliance files or hf:{COCONOT_HUB_ID})", "bundled sample"]
     metrics = ["overrefusal.safe_refusal", "overrefusal.unsafe_compliance"]
+    headline = metrics
     Options = OverRefusalOptions
     options: OverRefusalOptions
     generate_config = GenerateConfig(temperature=0.0, max_tokens=256)

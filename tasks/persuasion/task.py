@@ -82,6 +82,7 @@ class PersuasionTask(Task):
                "bundled sample", "published one-turn responses via `harness analyze persuasion`"]
     metrics = [agg.REFUSAL_RATE, agg.EXPLICIT_REJECT_RATE, agg.NEUTRAL_REFUSAL_RATE, agg.SUCCESS_RATE,
                agg.UNETHICAL_SCORE, agg.NEUTRAL_UNETHICAL_SCORE, "persuasion.strategy.<strategy>"]
+    headline = [agg.REFUSAL_RATE, agg.UNETHICAL_SCORE]
     Options = PersuasionOptions
     generate_config = GenerateConfig(temperature=1.0, max_tokens=200)  # upstream; user flags override
     paper_protocol = ("the authors' stage-1 and conversation prompts (300-token stage 1, 200-token turns, "

@@ -12,7 +12,7 @@ from harness.datasets import bundled_path
 from harness.errors import UserError
 from harness.metrics import CONSISTENCY_TABLE, MetricSpec, ci_text, consistency_row, rate_metric, summarise
 from harness.stats import bootstrap_ci
-from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult
+from harness.task import DatasetInfo, Plot, Task, TaskOptions, TaskResult, extremes
 from harness.types import GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.wahlomat.election import load_election, load_translations, load_vote_shares, translations_path
 from harness_tasks.wahlomat.scoring import (
@@ -97,11 +97,18 @@ class WahlomatTask(Task):
     sources = ["qual-o-mat folder (gockelhahn/qual-o-mat-data layout)", "raw URL or qual-o-mat:<year>/<region>",
                "bundled sample election"]
     metrics = ["wahlomat.<party>", "wahlomat.skip_rate", "wahlomat.rank_correlation"]
+    headline = ["wahlomat.<party>"]  # the closest and the farthest party (highest and lowest agreement)
+    invalid_metric = "wahlomat.skip_rate"
     Options = WahlomatOptions
     options: WahlomatOptions
     generate_config = GenerateConfig(max_tokens=64)
     paper_protocol = (f"the honest-bot Yes/Neutral/No prompt, each thesis asked {PAPER_REPEATS} times at temperature "
                       f"{PAPER_CONFIG.temperature}, majority answer scored, answer stability reported")
+
+    def headline_metrics(self, result: TaskResult) -> list[Metric]:
+        """The parties with the highest and the lowest agreement."""
+        others = {"wahlomat.skip_rate", "wahlomat.rank_correlation", STABILITY.name}
+        return extremes([m for m in result.metrics if m.name not in others], self.headline[0])
 
     def __init__(self, options=None):
         super().__init__(options)

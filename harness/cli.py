@@ -220,14 +220,18 @@ def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[
 @main.command()
 @click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory to write (must not exist).")
-def merge(shard_dirs: tuple[Path, ...], out: Path) -> None:
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="As for run: a larger share of errored samples in the merged run makes it failed (exit 1).")
+def merge(shard_dirs: tuple[Path, ...], out: Path, max_error_rate: float) -> None:
     """Join the shard runs of one run (--shard 1/N ... N/N) into one run directory with its reports."""
+    from harness.cli_run import exit_if_failed
     from harness.merge import merge_shards
     from harness.report.summary import write_reports
 
-    records = merge_shards(list(shard_dirs), out)
+    records = merge_shards(list(shard_dirs), out, max_error_rate)
     write_reports(out)
     click.echo(f"merged {len(shard_dirs)} shards ({records} records) into {out}: report.md, summary.json, records.jsonl")
+    exit_if_failed(out)
 
 
 @main.command()

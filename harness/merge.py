@@ -5,7 +5,8 @@ data and templates. Each must have finished (complete or failed; an interrupted 
 hold only samples of its own slice, and every slice 1..n must be given exactly once; any of these problems
 is one error naming the shard. The merged directory holds the union of the records (sorted by task, sample
 and repetition) and a manifest with the unsharded run's fingerprint, per-role call and token counts summed
-over the shards; its summary therefore equals that of the unsharded run.
+over the shards, and the status the error-rate policy gives the union; its summary therefore equals that
+of the unsharded run.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from typing import Any
 from harness.errors import UserError
 from harness.manifest import command_line
 from harness.report.corrected import JUDGING
+from harness.runner import error_policy
 from harness.shard import Shard, parse_shard
 from harness.store import MANIFEST, RECORDS, RunStore, atomic_file, read_json, write_json
 from harness.types import Record
@@ -118,28 +120,23 @@ def merged_manifest(shards: list[ShardRun]) -> dict[str, Any]:
                        for task in manifests[0].get("tasks", [])]
     merged["roles"] = [summed([next(r for r in m["roles"] if r["role"] == role["role"]) for m in manifests])
                        for role in manifests[0].get("roles", [])]
-    for key in ("counts", "error_kinds"):
-        totals: Counter[str] = Counter()
-        for manifest in manifests:
-            totals.update(manifest.get(key, {}))
-        merged[key] = dict(totals)
-    failures = [f"{s.name}: {s.manifest.get('failure') or 'failed'}" for s in shards
-                if s.manifest.get("status") == "failed"]
+    counts: Counter[str] = Counter()
+    for manifest in manifests:
+        counts.update(manifest.get("counts", {}))
+    merged["counts"] = dict(counts)
     merged.update(
-        status="failed" if failures else "complete",
         started_at=min(m.get("started_at") or 0 for m in manifests),
         finished_at=max(m.get("finished_at") or 0 for m in manifests),
         command=command_line(),
         merged_from=[str(s.run_dir) for s in shards],
     )
-    if failures:
-        merged["failure"] = "; ".join(failures)
     return merged
 
 
-def merge_shards(run_dirs: list[Path], out: Path) -> int:
+def merge_shards(run_dirs: list[Path], out: Path, max_error_rate: float) -> int:
     """Check the shards and write their union into `out` (records and manifest; judging settings of shard
-    1 if any); returns the number of records. Reports are left to the caller."""
+    1 if any); returns the number of records. The union's status follows the error-rate policy of a run
+    (harness.runner.error_policy), whatever each shard's was. Reports are left to the caller."""
     if out.exists() and any(out.iterdir()):
         raise UserError(f"{out}: already exists and is not empty; merge into a new --out directory")
     shards = [read_shard(Path(d)) for d in run_dirs]
@@ -152,5 +149,10 @@ def merge_shards(run_dirs: list[Path], out: Path) -> int:
             handle.write(record.model_dump_json() + "\n")
     if (shards[0].run_dir / JUDGING).exists():
         shutil.copyfile(shards[0].run_dir / JUDGING, out / JUDGING)
-    write_json(out / MANIFEST, merged_manifest(shards))
+    manifest = merged_manifest(shards)
+    kinds = Counter(kind for kind in RunStore(out).outcomes().values() if kind is not None)
+    manifest["error_kinds"] = dict(sorted(kinds.items()))
+    manifest["failure"] = error_policy(len(records), manifest["error_kinds"], max_error_rate)
+    manifest["status"] = "failed" if manifest["failure"] else "complete"
+    write_json(out / MANIFEST, manifest)
     return len(records)

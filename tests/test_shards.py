@@ -109,3 +109,15 @@ def test_every_sample_is_in_exactly_one_shard(ids, count):
     for sample_id in ids:
         holders = [k for k in range(1, count + 1) if Shard(k, count).holds("task", sample_id)]
         assert holders == [shard_index("task", sample_id, count)]
+
+
+def test_the_merged_run_gets_the_error_policy_of_the_union(cli, tmp_path):
+    """choose-2 answers no overrefusal prompt: the merged run is failed (exit 1) like the unsharded one."""
+    args = ["run", "--model", "scripted/choose-2", "-t", "overrefusal", "--limit", "6", "--no-progress"]
+    shards = [cli([*args, "--shard", f"{k}/2", "--run-dir", f"f{k}"]) for k in (1, 2)]
+    assert [s.returncode for s in shards] == [1, 1]
+    out = cli(["merge", "f1", "f2", "--out", "merged"])
+    assert out.returncode == 1 and "error: run failed: 6 of 6 samples ended in errors" in out.stderr
+    manifest = json.loads((tmp_path / "merged" / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and manifest["error_kinds"] == {"generation": 6}
+    assert read_summary(tmp_path / "merged")["status"] == "failed"

@@ -287,11 +287,11 @@ def execute_run(opts: dict[str, Any], given: set[str]) -> None:
             sys.exit(code)
         return
     config = build_config(opts, given, file)
-    run_one(config, opts)
+    run_one(config)
     exit_if_failed(config.run_dir)
 
 
-def run_one(config: RunConfig, opts: dict[str, Any]) -> None:
+def run_one(config: RunConfig) -> None:
     """Run (or resume) one run directory, then write and print its reports."""
     from harness.report.corrected import judging_settings, save_judging
     from harness.report.summary import write_reports

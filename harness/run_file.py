@@ -61,9 +61,9 @@ class RunFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: RoleSettings | None = None
-    models: list[RoleSettings] | None = Field(default=None, min_length=1)  # a sweep; each entry over `model`
     judges: list[RoleSettings] | None = None
     simulator: RoleSettings | None = None
+    models: list[RoleSettings] | None = Field(default=None, min_length=1)  # a sweep; each entry over `model`
     tasks: list[str] | None = None
     task_options: dict[str, dict[str, Any]] | None = None
     refusal_scorer: str | None = None  # a registered refusal scorer (rules, judge, hybrid or a plugin)

@@ -72,10 +72,10 @@ def plan_sweep(opts: dict[str, Any], given: set[str], file: RunFile, root: Path)
     ]
 
 
-def run_code(config: RunConfig, opts: dict[str, Any]) -> tuple[int, str]:
+def run_code(config: RunConfig) -> tuple[int, str]:
     """Run one (model, task) of the sweep: (exit code, outcome word); user errors are reported, not raised."""
     try:
-        run_one(config, opts)
+        run_one(config)
     except UserError as exc:
         from harness.secrets import redact
 
@@ -105,7 +105,7 @@ def run_sweep(opts: dict[str, Any], given: set[str], file: RunFile) -> int:
     outcomes = []
     for number, config in enumerate(runs, start=1):
         click.echo(click.style(f"[{number}/{len(runs)}] {config.model.spec} on {config.tasks[0]}", bold=True))
-        outcomes.append((config, *run_code(config, opts)))
+        outcomes.append((config, *run_code(config)))
     click.echo(click.style("sweep", bold=True))
     for config, _, word in outcomes:
         click.echo(f"  {word:12} {config.run_dir}")

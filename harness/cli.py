@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 EXIT_RUN_FAILED = 1
 EXIT_USER_ERROR = 2
+EXIT_BUDGET = 3  # --budget-usd stopped the run before it finished; it is resumable
 EXIT_INTERRUPTED = 130
 
 
@@ -34,13 +35,29 @@ class HarnessGroup(click.Group):
             sys.exit(EXIT_INTERRUPTED)
 
 
+class ConnectionLimit(click.ParamType):
+    """--max-connections: a whole number of at least 1, or `auto` (see harness.backends.adaptive)."""
+
+    name = "N|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or (isinstance(value, int) and value >= 1):
+            return value
+        if isinstance(value, str) and value.isdigit() and int(value) >= 1:
+            return int(value)
+        self.fail(f"expected a whole number of at least 1, or auto; got {value!r}", param, ctx)
+
+
+CONNECTION_LIMIT = ConnectionLimit()
+
+
 def model_options(command):
     """Connection, retry, local-engine and cache options shared by every command that calls models."""
     options = [
         click.option("--base-url", default=None, help="OpenAI-compatible endpoint for openai/ models."),
         click.option("--api-key-env", default="OPENAI_API_KEY", show_default=True, help="Env var holding the API key."),
-        click.option("--max-connections", type=click.IntRange(min=1), default=32, show_default=True,
-                     help="Requests in flight per model."),
+        click.option("--max-connections", type=CONNECTION_LIMIT, default=32, show_default=True,
+                     help="Requests in flight per model; auto: adapt to the server's 429s (openai)."),
         click.option("--timeout", type=float, default=120.0, show_default=True, help="Seconds per request."),
         click.option("--max-retries", type=click.IntRange(min=0), default=6, show_default=True),
         click.option("--max-retry-after", type=click.FloatRange(min=0), default=600.0, show_default=True,
@@ -66,7 +83,8 @@ def role_options(role: str):
     options = [
         option("base-url", default=None, help=f"Endpoint of the {role} (default: the model's)."),
         option("api-key-env", default=None, help=f"Env var holding the {role}'s API key (default: the model's)."),
-        option("max-connections", type=click.IntRange(min=1), default=None, help=f"Requests in flight per {role}."),
+        option("max-connections", type=CONNECTION_LIMIT, default=None, help=f"Requests in flight per {role} (or auto)."),
+        option("batch", is_flag=True, default=None, help=f"Send the {role}'s requests through the OpenAI Batch API."),
         option("timeout", type=float, default=None, help=f"Seconds per {role} request."),
         option("max-retries", type=click.IntRange(min=0), default=None),
         option("max-retry-after", type=click.FloatRange(min=0), default=None),
@@ -178,6 +196,11 @@ def new_task(name: str, parent: Path) -> None:
 @click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
               help="Largest share of samples that may end in errors (after retries) before the run counts as failed.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@click.option("--batch", is_flag=True, help="Send the model's requests through the OpenAI Batch API (half price).")
+@click.option("--prices", type=click.Path(path_type=Path), default=None,
+              help="YAML of model -> {input, output} USD per million tokens: adds costs to the reports.")
+@click.option("--budget-usd", type=click.FloatRange(min=0), default=None,
+              help="Start no request that would take the run's projected spend past this (needs --prices).")
 @role_options("judge")
 @role_options("simulator")
 @judging_options
@@ -193,8 +216,10 @@ def run(ctx: click.Context, **opts) -> None:
 @click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
 @click.option("--compare", is_flag=True, help="Compare two runs side by side: harness report --compare RUN_A RUN_B.")
 @judging_options
+@click.option("--prices", type=click.Path(path_type=Path), default=None,
+              help="Price the run with this YAML (model -> input/output USD per million tokens); kept with the run.")
 def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[Path, ...],
-           panel_rule: PanelRule | None) -> None:
+           panel_rule: PanelRule | None, prices: Path | None) -> None:
     """Regenerate summary.json, report.md and report.html of a run from its records (or compare two runs)."""
     from harness.report.corrected import judging_settings, save_judging
     from harness.report.summary import judge_specs, write_reports
@@ -211,6 +236,10 @@ def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[
     if judge_calibrations or panel_rule:
         judges = judge_specs(read_json(run_dir / MANIFEST))
         save_judging(run_dir, judging_settings(run_dir, list(judge_calibrations), panel_rule, judges))
+    if prices:
+        from harness.costs import load_prices, save_prices
+
+        save_prices(run_dir, load_prices(prices))
     summary = write_reports(run_dir)
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     if summary["status"] == "failed":
@@ -241,11 +270,14 @@ def merge(shard_dirs: tuple[Path, ...], out: Path, max_error_rate: float) -> Non
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Output file (a directory for eee).")
 @click.option("--sort", "sort_by", default=None, metavar="METRIC", help="Order models by this metric, best first.")
 @click.option("--include-failed", is_flag=True, help="Also use runs whose status is failed (marked as such).")
-def leaderboard(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None, include_failed: bool) -> None:
+@click.option("--prices", type=click.Path(path_type=Path), default=None,
+              help="Price the runs with this YAML (model -> input/output USD per million tokens), not their own.")
+def leaderboard(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None, include_failed: bool,
+                prices: Path | None) -> None:
     """Latest complete run per (model, task): one row per model, headline metrics with 95% intervals."""
     from harness.cli_report import leaderboard_command
 
-    leaderboard_command(results_dir, fmt, out, sort_by, include_failed)
+    leaderboard_command(results_dir, fmt, out, sort_by, include_failed, prices=prices)
 
 
 class GateCommand(click.Command):

@@ -11,12 +11,13 @@ GATE_ERROR = 1
 
 
 def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None,
-                        include_failed: bool = False) -> None:
+                        include_failed: bool = False, prices: Path | None = None) -> None:
     """Build the leaderboard and print it, or write it to `out` (a directory for the eee export)."""
+    from harness.costs import load_prices
     from harness.report.leaderboard import FORMATS, build, sort_rows
     from harness.store import atomic_write
 
-    board = build(results_dir, include_failed)
+    board = build(results_dir, include_failed, load_prices(prices) if prices else None)
     if not board.rows:
         raise UserError(f"{results_dir}: no complete runs found (looked for */manifest.json with status complete)")
     if sort_by:

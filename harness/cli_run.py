@@ -14,6 +14,7 @@ import click
 from harness.backends.base import BackendOptions
 from harness.cache import default_cache_path
 from harness.config import DEFAULT_MODEL, RoleConfig, RunConfig, parse_key_values, split_key_values, split_task_options
+from harness.costs import load_prices
 from harness.errors import UserError
 from harness.judging.refusal import check_refusal_scorer
 from harness.registry import parse_task_list, task_class
@@ -28,7 +29,7 @@ ROLE_FLAGS = {
     "base_url": "base_url", "api_key_env": "api_key_env", "max_connections": "max_connections",
     "timeout": "timeout", "max_retries": "max_retries", "max_retry_after": "max_retry_after",
     "engine_args": "vllm_args", "reasoning": "reasoning", "temperature": "temperature", "top_p": "top_p",
-    "max_tokens": "max_tokens", "threads": "threads",
+    "max_tokens": "max_tokens", "threads": "threads", "batch": "batch",
 }
 # What a judge or the simulator takes from the model unless it sets its own.
 INHERITED = ("base_url", "api_key_env", "max_connections", "timeout", "max_retries", "max_retry_after", "threads",
@@ -67,6 +68,7 @@ def options_of(settings: dict[str, Any]) -> BackendOptions:
         threads=settings.get("threads"),
         reasoning=settings.get("reasoning"),
         engine_args=settings["engine_args"],
+        batch=bool(settings.get("batch")),
     )
 
 
@@ -164,6 +166,9 @@ def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = N
         return opts[name] if name in given or from_file is None else from_file
 
     model, judges, simulator = resolve_roles(opts, given, file)
+    for role in [model, *judges, *([simulator] if simulator else [])]:
+        if role.options.batch and not role.spec.startswith("openai/"):
+            raise UserError(f"{role.spec}: --batch works with openai/ models only (the OpenAI Batch API)")
     tasks = parse_task_list(pick("tasks", ",".join(file.tasks) if file.tasks is not None else None))
     accepted = {name: set(task_class(name).Options.model_fields) for name in tasks}
     typed = split_task_options(parse_key_values(opts["task_args"], "-T"), tasks, accepted)
@@ -174,6 +179,9 @@ def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = N
     refusal_scorer = pick("refusal_scorer", file.refusal_scorer)
     check_refusal_scorer(refusal_scorer, len(judges))
     no_cache = pick("no_cache", file.no_cache)
+    prices_path, budget_usd = pick("prices", file.prices), pick("budget_usd", file.budget_usd)
+    if budget_usd is not None and prices_path is None:
+        raise UserError("--budget-usd needs --prices (model: {input: USD, output: USD} per million tokens)")
     return RunConfig(
         model=model,
         judges=judges,
@@ -193,6 +201,8 @@ def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = N
         panel_rule=pick("panel_rule", file.panel_rule),
         progress=not pick("no_progress", file.no_progress),
         shard=parse_shard(opts["shard"]) if opts.get("shard") else None,
+        prices=load_prices(prices_path) if prices_path else None,
+        budget_usd=budget_usd,
     )
 
 
@@ -312,6 +322,13 @@ def run_one(config: RunConfig) -> None:
                    "re-run with --retry-errors to retry only those", err=True)
         click.echo(f"first error: {outcome.first_error}", err=True)
     print_summary(write_reports(config.run_dir), config.run_dir)
+    for role in outcome.manifest.roles:
+        if role.connections:
+            c = role.connections
+            click.echo(f"{role.role} connections (auto): now {c['limit']}, lowest {c['lowest']}, highest "
+                       f"{c['highest']}; {c['decreases']} decreases on 429, {c['increases']} increases")
+    if outcome.budget_stop:
+        stop_for_budget(outcome.manifest.budget or {}, config.run_dir)
 
 
 def report_failure(run_dir: Path) -> bool:
@@ -330,3 +347,16 @@ def exit_if_failed(run_dir: Path) -> None:
 
     if report_failure(run_dir):
         sys.exit(EXIT_RUN_FAILED)
+
+
+def stop_for_budget(budget: dict[str, Any], run_dir: Path) -> None:
+    """Say what the budget bought and what the rest would cost, then exit with EXIT_BUDGET."""
+    from harness.cli import EXIT_BUDGET
+
+    rest = budget.get("rest_usd")
+    spent = budget.get("spent_usd") or 0.0
+    rest_text = "unknown" if rest is None else f"about ${rest:.4f} (so --budget-usd {spent + rest:.4f} or more)"
+    click.echo(f"budget stop: spent ${spent:.4f} of ${budget.get('limit_usd', 0):g}; "
+               f"{budget.get('remaining')} samples left, which would cost {rest_text}; the run is resumable: "
+               f"re-run the same command with a larger --budget-usd (or none) to finish {run_dir}", err=True)
+    sys.exit(EXIT_BUDGET)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 import harness
 from harness.backends.base import BackendOptions, parse_scalar
+from harness.costs import Price
 from harness.errors import UserError
 from harness.secrets import public_url
 from harness.shard import Shard
@@ -50,6 +51,8 @@ class RunConfig(BaseModel):
     max_error_rate: float = 0.05  # a larger share of errored samples ends the run with status 'failed'
     progress: bool = True
     shard: Shard | None = None  # only this slice of every task's samples; in the fingerprint when set
+    prices: dict[str, Price] | None = None  # --prices: USD per million tokens by model (not in the fingerprint)
+    budget_usd: float | None = None  # --budget-usd: no request starts that would take the spend past it
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change results; a resumed run must match them (the runner adds each task's

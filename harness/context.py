@@ -10,6 +10,7 @@ from harness.errors import BackendError, GenerationFailed, NoAnswer
 from harness.types import Completion, Exchange, GenerateConfig, Message, Request, Usage, is_judge_role, messages_hash
 
 if TYPE_CHECKING:
+    from harness.budget import Budget
     from harness.cache import ResponseCache
 
 
@@ -33,6 +34,7 @@ class RoleClient:
         self.calls = 0
         self.cache_hits = 0
         self.retries = 0
+        self.budget: Budget | None = None  # the run's --budget-usd, shared by every role
 
     def cache_key(self, request: Request, extra: dict | None = None) -> dict:
         key = {
@@ -58,21 +60,28 @@ class RoleClient:
                 self.cache_hits += 1
                 return hit.model_copy(update={"cached": True})
         self.calls += 1
+        booking = self.budget.reserve(self.role, request, self.backend.options.batch) if self.budget else None
+        completion = None
         try:
-            if self._limit is None:
-                completion = await self.backend.generate(request)
-            else:
-                async with self._limit:
-                    completion = await self.backend.generate(request)
+            completion = await self._send(request)
         except BackendError as exc:
             self.retries += len(exc.retries)
             raise
+        finally:
+            if self.budget is not None and booking is not None:
+                self.budget.settle(booking, self.role, completion)
         self.retries += len(completion.retries)
         self.usage = self.usage + completion.usage
         check_answer(completion, self.backend.reasoning)
         if key is not None:
             self.cache.put(key, completion)
         return completion
+
+    async def _send(self, request: Request) -> Completion:
+        if self._limit is None:
+            return await self.backend.generate(request)
+        async with self._limit:
+            return await self.backend.generate(request)
 
 
 def check_answer(completion: Completion, reasoning_model: bool) -> None:

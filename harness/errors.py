@@ -37,3 +37,8 @@ class GenerationFailed(Exception):
     def __init__(self, message: str, kind: str | None = None):
         super().__init__(message)
         self.kind = kind
+
+
+class BudgetExhausted(Exception):
+    """--budget-usd: the next request would take the projected spend past the budget, so it was not sent.
+    The sample is left unfinished (not recorded), to be done when the run is resumed with a larger budget."""

@@ -37,6 +37,7 @@ class RoleManifest(BaseModel):
     retries: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    connections: dict[str, Any] | None = None  # --max-connections auto: the limit now, lowest, highest, changes
 
 
 class TaskManifest(BaseModel):
@@ -65,11 +66,12 @@ class RunManifest(BaseModel):
     limit: int | None = None
     started_at: float = Field(default_factory=time.time)
     finished_at: float | None = None
-    status: str = "running"  # running, complete, interrupted, failed
+    status: str = "running"  # running, complete, interrupted, failed, budget (stopped by --budget-usd)
     counts: dict[str, int] = Field(default_factory=dict)
     error_kinds: dict[str, int] = Field(default_factory=dict)  # errored records by kind (generation, judge, ...)
     failure: str | None = None  # why the run is 'failed' (the error-rate policy), else None
     source_run: str | None = None  # set by rejudge
+    budget: dict[str, Any] | None = None  # --budget-usd: limit_usd, spent_usd, rest_usd, remaining
 
 
 def source_tree() -> Path | None:

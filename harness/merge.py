@@ -47,7 +47,8 @@ def read_shard(run_dir: Path) -> ShardRun:
         raise UserError(f"{run_dir}: not a shard (it was not run with --shard k/n)")
     shard = ShardRun(run_dir, parse_shard(text), manifest)
     if manifest.get("status") not in FINISHED:
-        raise UserError(f"{shard.name} is {manifest.get('status')}: re-run its command to finish it, then merge")
+        raise UserError(f"{shard.name} has status '{manifest.get('status')}': re-run its command to finish it, "
+                        "then merge")
     return shard
 
 
@@ -129,6 +130,7 @@ def merged_manifest(shards: list[ShardRun]) -> dict[str, Any]:
         finished_at=max(m.get("finished_at") or 0 for m in manifests),
         command=command_line(),
         merged_from=[str(s.run_dir) for s in shards],
+        budget=None,  # a shard's --budget-usd spend is not the merged run's
     )
     return merged
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -27,7 +27,7 @@ class RoleSettings(BaseModel):
     spec: str | None = None
     base_url: str | None = None
     api_key_env: str | None = None
-    max_connections: int | None = Field(default=None, ge=1)
+    max_connections: Annotated[int, Field(ge=1)] | Literal["auto"] | None = None
     timeout: float | None = Field(default=None, gt=0)
     max_retries: int | None = Field(default=None, ge=0)
     max_retry_after: float | None = Field(default=None, ge=0)
@@ -38,12 +38,23 @@ class RoleSettings(BaseModel):
     top_p: float | None = Field(default=None, gt=0, le=1)
     max_tokens: int | None = Field(default=None, ge=1)
     seed: int | None = None
+    batch: bool | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _spec_alone(cls, data: Any) -> Any:
         """`judges: [openai/a, openai/b]`: a bare string is the spec."""
         return {"spec": data} if isinstance(data, str) else data
+
+    @field_validator("max_connections", mode="before")
+    @classmethod
+    def _connections(cls, value: Any) -> Any:
+        """A whole number of at least 1, or auto (one message, whichever is wrong)."""
+        if value is None or value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            return value
+        if isinstance(value, int):
+            raise ValueError("input should be greater than or equal to 1")
+        raise ValueError("expected a whole number of at least 1, or auto")
 
     @field_validator("spec")
     @classmethod
@@ -80,6 +91,8 @@ class RunFile(BaseModel):
     no_progress: bool | None = None
     judge_calibrations: list[Path] | None = None  # calibration files from `harness calibrate`
     panel_rule: Literal["majority", "weighted", "unanimous"] | None = None
+    prices: Path | None = None
+    budget_usd: float | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _one_model_key(self) -> RunFile:

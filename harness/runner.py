@@ -12,10 +12,12 @@ from typing import Any
 
 from harness.backends import create_backend
 from harness.backends.base import BackendResources
+from harness.budget import Budget
 from harness.cache import ResponseCache
 from harness.config import RoleConfig, RunConfig, check_judge_panel
 from harness.context import RoleClient, SampleContext
-from harness.errors import GenerationFailed, UserError
+from harness.costs import Price, completion_usd, price_for, rest_usd, save_prices
+from harness.errors import BudgetExhausted, GenerationFailed, UserError
 from harness.manifest import RoleManifest, RunManifest, TaskManifest, command_line, git_commit, public_options
 from harness.registry import task_class
 from harness.secrets import redact
@@ -42,6 +44,7 @@ class RunOutcome:
     errors: int = 0
     skipped: int = 0
     interrupted: bool = False
+    budget_stop: bool = False  # --budget-usd stopped it before every sample was done
     errors_by_kind: dict[str, int] = field(default_factory=dict)
     first_error: str | None = None  # "task/sample: message" of this session's first errored record
 
@@ -194,7 +197,7 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
         failed = next((ex for ex in reversed(ctx.exchanges) if ex.error), None)
         record.error = redact(str(exc))
         record.error_kind = exc.kind or (stage if failed is None else failure_kind(failed.role))
-    except UserError:
+    except (UserError, BudgetExhausted):
         raise
     except Exception as exc:  # a task bug must not lose the rest of the run
         record.error, record.error_kind = redact(f"{type(exc).__name__}: {exc}"), "task"
@@ -232,7 +235,10 @@ async def drive(
 
     async def worker() -> None:
         for item in iterator:
-            record = await evaluate(item, roles, config.seed, config.refusal_scorer)
+            try:
+                record = await evaluate(item, roles, config.seed, config.refusal_scorer)
+            except BudgetExhausted:
+                return  # the sample stays unfinished; the other workers stop at their next request
             store.append(record)
             on_record(record)
 
@@ -254,6 +260,7 @@ def role_manifests(roles: dict[str, RoleClient]) -> list[RoleManifest]:
             options=public_options(client.backend.options),
             identity=client.backend.identity(),
             generate=client.config.model_dump(exclude_none=True),
+            connections=client.backend.connection_report(),
             calls=client.calls,
             cache_hits=client.cache_hits,
             retries=client.retries,
@@ -299,6 +306,9 @@ async def execute(
         try:
             await drive(items, roles, store, config, on_record)
             manifest.status = "complete"
+            budget = next((client.budget for client in roles.values() if client.budget is not None), None)
+            if budget is not None and budget.stopped:
+                manifest.status, outcome.budget_stop = "budget", True
         except asyncio.CancelledError:
             manifest.status = "interrupted"
             outcome.interrupted = True
@@ -321,7 +331,7 @@ async def execute(
         **counts,
     }
     manifest.error_kinds = dict(sorted(kinds.items()))
-    if not outcome.interrupted:
+    if not outcome.interrupted and not outcome.budget_stop:  # the policy judges finished runs only
         manifest.failure = error_policy(len(outcomes), manifest.error_kinds, config.max_error_rate)
         manifest.status = "failed" if manifest.failure else "complete"
     write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
@@ -352,8 +362,12 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
     retry = store.errored_records() if config.retry_errors else {}
     items, skipped = plan(loaded, config.repeats, done, retry)
     cache = ResponseCache(config.cache_path) if config.cache_path else None
-    resources = BackendResources()  # the run's shared clients and engines, closed when it ends
+    resources = BackendResources(config.run_dir)  # the run's shared clients and engines, closed when it ends
     roles = build_roles(config, cache, resources)
+    if config.prices:
+        save_prices(config.run_dir, config.prices)
+    if config.budget_usd is not None:
+        attach_budget(config, roles, store)
     manifest = RunManifest(
         git_commit=git_commit(),
         command=command_line(),
@@ -370,7 +384,41 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
     finally:
         await resources.aclose()
     outcome.skipped = skipped
+    if outcome.budget_stop:
+        record_budget_stop(config, roles, store, manifest)
     return outcome
+
+
+def role_prices(config: RunConfig, roles: dict[str, RoleClient]) -> dict[str, Price | None]:
+    return {name: price_for(config.prices, client.backend.spec) for name, client in roles.items()}
+
+
+def attach_budget(config: RunConfig, roles: dict[str, RoleClient], store: RunStore) -> None:
+    """Share one Budget (counting what earlier sessions of the run spent) among the roles; an API role
+    without a price is an error, since its spend could not be counted."""
+    prices = role_prices(config, roles)
+    unpriced = [f"{name} ({roles[name].backend.spec})" for name, price in prices.items()
+                if price is None and roles[name].backend.kind == "openai"]
+    if unpriced:
+        raise UserError(f"--budget-usd needs a price for every API model: none for {', '.join(unpriced)}; "
+                        "add it to the --prices file (model: {input: USD, output: USD} per million tokens)")
+    budget = Budget.for_run(config.budget_usd or 0.0, prices, store.load_records())
+    for client in roles.values():
+        client.budget = budget
+
+
+def record_budget_stop(config: RunConfig, roles: dict[str, RoleClient], store: RunStore,
+                       manifest: RunManifest) -> None:
+    """Note in the manifest what was spent and what the unfinished samples would cost."""
+    records = store.load_records()
+    planned = {t.name: t.planned for t in manifest.tasks}
+    prices = role_prices(config, roles)
+    spent = sum(completion_usd(ex.completion, prices.get(ex.role)) for r in records for ex in r.exchanges
+                if ex.completion is not None)
+    manifest.budget = {"limit_usd": config.budget_usd, "spent_usd": round(spent, 8),
+                       "rest_usd": rest_usd(records, planned, prices),
+                       "remaining": sum(planned.values()) - len(records)}
+    write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
 
 
 def run(config: RunConfig, progress_factory) -> RunOutcome:

@@ -71,11 +71,13 @@ def judge_role(index: int) -> str:
 class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    reasoning_tokens: int = 0  # the part of completion_tokens spent reasoning (as OpenAI reports it)
 
     def __add__(self, other: "Usage") -> "Usage":
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
         )
 
 
@@ -90,6 +92,7 @@ class Completion(BaseModel):
     finish_reason: str | None = None
     retries: list[str] = Field(default_factory=list)  # one entry per failed attempt that was retried
     cached: bool = False
+    batch: bool = False  # answered through a provider's batch API (billed at the batch price)
 
 
 class Sample(BaseModel):

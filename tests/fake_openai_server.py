@@ -125,11 +125,19 @@ class FakeOpenAIServer:
         port: int = 0,
         seed: int = 0,
         reasoning_model: bool = False,
+        reasoning_tokens: int = 0,
+        max_concurrent: int | None = None,
     ):
         """`delay_s` delays every request; `models`, if given, are the only known models (others 404)."""
         self.responder: Callable[[list[dict[str, Any]]], str | dict[str, Any]] = (
             responder or (lambda messages: DEFAULT_ANSWER))
         self.reasoning_model = reasoning_model
+        self.reasoning_tokens = reasoning_tokens  # reported as usage.completion_tokens_details.reasoning_tokens
+        self.usage_served: Counter[str] = Counter()  # prompt/completion tokens of every answer sent
+        # max_concurrent: more chat requests at once than this are answered 429 (an overloaded server)
+        self.max_concurrent = max_concurrent
+        self.in_flight = self.peak_in_flight = self.rejected_429 = 0
+        self.batches = FakeBatches(self)
         self.faults: FaultFn | None = random_faults(faults, seed) if isinstance(faults, dict) else faults
         self.delay_s = delay_s
         self.models = models
@@ -219,6 +227,156 @@ def reasoning_rejection(body: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def completion_payload(server: FakeOpenAIServer, body: dict[str, Any], fault: Fault | None) -> dict[str, Any]:
+    """The chat.completion object answering `body` (usage: words of the messages in, of the answer out)."""
+    messages = body.get("messages", [])
+    n = int(body.get("n") or 1)
+    if fault is not None and fault.kind == "empty":
+        choices: list[dict[str, Any]] = []
+        text = ""
+    elif fault is not None and fault.kind == "content_filter":
+        text = ""
+        choices = [
+            {"index": i, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}
+            for i in range(n)
+        ]
+    else:
+        answer = server.responder(messages)
+        fields = dict(answer) if isinstance(answer, dict) else {"content": answer}
+        finish_reason = fields.pop("finish_reason", "stop")
+        text = fields.get("content") or ""
+        choices = [
+            {"index": i, "message": {"role": "assistant", **fields}, "finish_reason": finish_reason}
+            for i in range(n)
+        ]
+    prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
+    completion_tokens = len(text.split()) * len(choices)
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt_tokens + completion_tokens}
+    if server.reasoning_tokens:
+        usage["completion_tokens_details"] = {"reasoning_tokens": server.reasoning_tokens}
+    with server._lock:
+        server.usage_served["prompt_tokens"] += prompt_tokens
+        server.usage_served["completion_tokens"] += completion_tokens
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": choices,
+        "usage": usage,
+    }
+
+
+class FakeBatches:
+    """The Batch API of the fake server: `POST /v1/files` (multipart upload, purpose batch), `POST /v1/batches`,
+    `GET /v1/batches/{id}` and `GET /v1/files/{id}/content`, with the shapes of the OpenAI API.
+
+    A batch is `validating` when created, `in_progress` at the next retrieve, and `completed` at the one
+    after, unless `hold` is set (it then stays in progress). Each input line is answered like a chat request
+    (the server's responder and faults: a status fault becomes that line's error in the error file)."""
+
+    def __init__(self, server: FakeOpenAIServer):
+        self.server = server
+        self.files: dict[str, dict[str, Any]] = {}  # id -> file object + "content" bytes
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.uploads = self.creates = self.retrieves = 0
+        self.hold = False
+
+    def post(self, path: str, content_type: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        if path == "/v1/files":
+            return self._upload(content_type, raw)
+        body = json.loads(raw or b"{}")
+        problems = [name for name, want in (("endpoint", "/v1/chat/completions"), ("completion_window", "24h"))
+                    if body.get(name) != want]
+        if body.get("input_file_id") not in self.files:
+            problems.append("input_file_id")
+        if problems:
+            return 400, {"error": {"message": f"invalid {', '.join(problems)}", "type": "invalid_request_error",
+                                   "param": problems[0], "code": None}}
+        lines = [json.loads(line) for line in self.files[body["input_file_id"]]["content"].splitlines() if line.strip()]
+        job_id = f"batch_{uuid.uuid4().hex[:20]}"
+        with self.server._lock:
+            self.creates += 1
+            self.jobs[job_id] = {
+                "id": job_id, "object": "batch", "endpoint": body["endpoint"], "errors": None,
+                "input_file_id": body["input_file_id"], "completion_window": "24h", "status": "validating",
+                "output_file_id": None, "error_file_id": None, "created_at": int(time.time()),
+                "in_progress_at": None, "expires_at": int(time.time()) + 86400, "completed_at": None,
+                "request_counts": {"total": len(lines), "completed": 0, "failed": 0}, "metadata": None,
+                "_lines": lines,
+            }
+            return 200, self._public(self.jobs[job_id])
+
+    def _upload(self, content_type: str, raw: bytes) -> tuple[int, dict[str, Any]]:
+        import email.parser
+        import email.policy
+
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + raw)
+        fields = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
+        purpose = fields["purpose"].get_payload(decode=True).decode() if "purpose" in fields else None
+        if purpose != "batch" or "file" not in fields:
+            return 400, {"error": {"message": "expected a file with purpose 'batch'", "type": "invalid_request_error",
+                                   "param": "purpose", "code": None}}
+        content = fields["file"].get_payload(decode=True)
+        return 200, self._store(content, fields["file"].get_filename() or "upload.jsonl", "batch", count=True)
+
+    def _store(self, content: bytes, filename: str, purpose: str, count: bool = False) -> dict[str, Any]:
+        file_id = f"file-{uuid.uuid4().hex[:24]}"
+        entry = {"id": file_id, "object": "file", "bytes": len(content), "created_at": int(time.time()),
+                 "filename": filename, "purpose": purpose, "status": "processed"}
+        with self.server._lock:
+            self.uploads += count
+            self.files[file_id] = {**entry, "content": content}
+        return entry
+
+    def get(self, path: str) -> tuple[int, dict[str, Any] | bytes]:
+        parts = path.split("/")  # ['', 'v1', 'batches', id] or ['', 'v1', 'files', id, 'content']
+        if parts[2] == "files" and len(parts) == 5 and parts[4] == "content" and parts[3] in self.files:
+            return 200, self.files[parts[3]]["content"]
+        if parts[2] == "batches" and len(parts) == 4 and parts[3] in self.jobs:
+            with self.server._lock:
+                self.retrieves += 1
+            return 200, self._public(self._advance(self.jobs[parts[3]]))
+        return 404, {"error": {"message": f"No such object: {path}", "type": "invalid_request_error",
+                               "param": None, "code": None}}
+
+    def _advance(self, job: dict[str, Any]) -> dict[str, Any]:
+        if job["status"] == "validating":
+            job.update(status="in_progress", in_progress_at=int(time.time()))
+        elif job["status"] == "in_progress" and not self.hold:
+            self._finish(job)
+        return job
+
+    def _finish(self, job: dict[str, Any]) -> None:
+        outputs, errors = [], []
+        for line in job["_lines"]:
+            body = line["body"]
+            prompt, attempt = self.server.record("/v1/chat/completions (batch)", {}, body)
+            fault = as_fault(self.server.faults(prompt, attempt)) if self.server.faults else None
+            answer: dict[str, Any] = {"id": f"batch_req_{uuid.uuid4().hex[:16]}", "custom_id": line["custom_id"]}
+            if fault is not None and fault.kind == "status":
+                error = {"message": fault.message or f"Injected fault: HTTP {fault.status}",
+                         "type": ERROR_TYPES.get(fault.status, "server_error"), "param": None, "code": None}
+                errors.append({**answer, "response": {"status_code": fault.status, "request_id": "req_x",
+                                                      "body": {"error": error}}, "error": None})
+                continue
+            payload = completion_payload(self.server, body, None)
+            self.server.record_success(prompt)
+            outputs.append({**answer, "response": {"status_code": 200, "request_id": "req_x", "body": payload},
+                            "error": None})
+        counts = {"total": len(job["_lines"]), "completed": len(outputs), "failed": len(errors)}
+        as_file = lambda rows: "".join(json.dumps(r) + "\n" for r in rows).encode()  # noqa: E731
+        job.update(status="completed", completed_at=int(time.time()), request_counts=counts,
+                   output_file_id=self._store(as_file(outputs), "output.jsonl", "batch_output")["id"] if outputs else None,
+                   error_file_id=self._store(as_file(errors), "errors.jsonl", "batch_output")["id"] if errors else None)
+
+    @staticmethod
+    def _public(job: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in job.items() if not k.startswith("_")}
+
+
 def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -228,6 +386,13 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
+            if self.path.startswith(("/v1/batches/", "/v1/files/")):
+                status, data = server.batches.get(self.path.partition("?")[0].rstrip("/"))
+                if isinstance(data, bytes):
+                    self._send_raw(status, data)
+                else:
+                    self._send_json(status, data)
+                return
             if self.path.rstrip("/") != "/v1/models":
                 self._error(404, f"Unknown path {self.path}", "not_found")
                 return
@@ -244,6 +409,34 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
                 self._error(413, "Request body too large", "invalid_request_error")
                 return
             raw = self.rfile.read(length)
+            path = self.path.partition("?")[0].rstrip("/")
+            if path in ("/v1/files", "/v1/batches"):
+                status, payload = server.batches.post(path, self.headers.get("Content-Type", ""), raw)
+                self._send_json(status, payload)
+                return
+            if server.max_concurrent is not None:
+                self._limited_post(raw)
+                return
+            self._post(raw)
+
+        def _limited_post(self, raw: bytes) -> None:
+            """Answer 429 while more than max_concurrent requests are being served."""
+            with server._lock:
+                server.in_flight += 1
+                server.peak_in_flight = max(server.peak_in_flight, server.in_flight)
+                over = server.in_flight > (server.max_concurrent or 0)
+                server.rejected_429 += over
+            try:
+                if over:
+                    server.sleep(server.delay_s)
+                    self._error(429, "Rate limit reached: too many concurrent requests", "rate_limit_exceeded")
+                else:
+                    self._post(raw)
+            finally:
+                with server._lock:
+                    server.in_flight -= 1
+
+        def _post(self, raw: bytes) -> None:
             try:
                 body = json.loads(raw or b"{}")
             except json.JSONDecodeError:
@@ -279,41 +472,8 @@ def _make_handler(server: FakeOpenAIServer) -> type[BaseHTTPRequestHandler]:
             self._answer(body, prompt, fault)
 
         def _answer(self, body: dict[str, Any], prompt: str, fault: Fault | None) -> None:
-            messages = body.get("messages", [])
-            n = int(body.get("n") or 1)
-            if fault is not None and fault.kind == "empty":
-                choices: list[dict[str, Any]] = []
-                text = ""
-            elif fault is not None and fault.kind == "content_filter":
-                text = ""
-                choices = [
-                    {"index": i, "message": {"role": "assistant", "content": None}, "finish_reason": "content_filter"}
-                    for i in range(n)
-                ]
-            else:
-                answer = server.responder(messages)
-                fields = dict(answer) if isinstance(answer, dict) else {"content": answer}
-                finish_reason = fields.pop("finish_reason", "stop")
-                text = fields.get("content") or ""
-                choices = [
-                    {"index": i, "message": {"role": "assistant", **fields}, "finish_reason": finish_reason}
-                    for i in range(n)
-                ]
-            prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in messages)
-            completion_tokens = len(text.split()) * len(choices)
-            payload = {
-                "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model", "fake-model"),
-                "choices": choices,
-                "usage": {
-                    "prompt_tokens": prompt_tokens,
-                    "completion_tokens": completion_tokens,
-                    "total_tokens": prompt_tokens + completion_tokens,
-                },
-            }
-            if self._send_json(200, payload) and choices:
+            payload = completion_payload(server, body, fault)
+            if self._send_json(200, payload) and payload["choices"]:
                 server.record_success(prompt)
 
         def _status_fault(self, fault: Fault) -> None:

@@ -52,6 +52,8 @@ LAYERS = {
         "harness.manifest",
         "harness.run_file",
         "harness.shard",
+        "harness.costs",
+        "harness.budget",
     ],
     "report": ["harness.report"],
     "commands": [

@@ -123,3 +123,11 @@ def test_a_failed_run_does_not_stop_the_sweep_and_exits_1(cli, tmp_path):
     assert out.returncode == alone.returncode == 1
     assert "failed       S/scripted-choose-2/overrefusal" in out.stdout
     assert leaderboard_models(tmp_path) == ["scripted/refuse-30"]  # failed runs stay off the leaderboard
+
+
+def test_a_budget_stop_ends_the_sweep_with_exit_3(cli, tmp_path):
+    (tmp_path / "prices.yaml").write_text("refuse-30: {input: 100000, output: 100000}\n", encoding="utf-8")
+    out = sweep(cli, ["scripted/refuse-30", "scripted/comply-all"], TASKS, "--prices", "prices.yaml",
+                "--budget-usd", "5")
+    assert out.returncode == 3 and "budget stop" in out.stderr
+    assert "[2/4]" not in out.stdout and not (tmp_path / "S" / "scripted-comply-all").exists()

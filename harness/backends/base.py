@@ -5,7 +5,8 @@ import abc
 import json
 import re
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, Field, field_validator
 
@@ -32,13 +33,14 @@ class BackendOptions(BaseModel):
 
     base_url: str | None = None
     api_key_env: str = "OPENAI_API_KEY"
-    max_connections: int = 32
+    max_connections: int | Literal["auto"] = 32  # auto: adapt to the server's 429s (AIMD; openai backend)
     timeout_s: float = 120.0
     max_retries: int = 6
     max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S  # longest server-requested wait (Retry-After) honoured
     threads: int | None = None  # CPU backends
     reasoning: bool | None = None  # reasoning model (o1/o3/gpt-5 style)? None: decided by the model's name
     engine_args: dict[str, Any] = Field(default_factory=dict)  # e.g. --vllm-arg tensor_parallel_size=2
+    batch: bool = False  # send requests through the provider's batch API (openai backend)
 
     @field_validator("engine_args")
     @classmethod
@@ -63,7 +65,9 @@ class BackendResources:
     """Clients and engines the backends of one run share (one connection pool per endpoint, one engine per
     model). The run creates it and closes it, so nothing outlives a run in module globals."""
 
-    def __init__(self) -> None:
+    def __init__(self, state_dir: Path | None = None) -> None:
+        """`state_dir`: where backends keep state a resumed run needs (the run directory; batch jobs)."""
+        self.state_dir = state_dir
         self._shared: dict[Hashable, Any] = {}
         self._closers: list[Callable[[], Awaitable[None]]] = []
 
@@ -113,7 +117,11 @@ class Backend(abc.ABC):
 
     def max_in_flight(self) -> int | None:
         """How many requests the runner should keep in flight for this backend (None = no limit)."""
-        return self.options.max_connections
+        return None if self.options.max_connections == "auto" else self.options.max_connections
+
+    def connection_report(self) -> dict[str, Any] | None:
+        """How an adaptive connection limit moved during the run (None: the limit was fixed)."""
+        return None
 
     @abc.abstractmethod
     async def generate(self, request: Request) -> Completion:

@@ -10,7 +10,9 @@ import time
 import urllib.parse
 from typing import TYPE_CHECKING, Any
 
+from harness.backends.adaptive import AdaptiveLimit
 from harness.backends.base import Backend, BackendOptions, split_reasoning
+from harness.backends.openai_batch import BatchCollector
 from harness.errors import BackendError, UserError
 from harness.secrets import public_url, redact, register_secret_env, register_secret_url
 from harness.types import Completion, GenerateConfig, Request, Usage
@@ -67,6 +69,19 @@ class OpenAIBackend(Backend):
         self.reasoning = self.options.reasoning if self.options.reasoning is not None else is_reasoning_model(model)
         self._rejected: set[str] = set()  # parameters the server answered 400 'unsupported' to
         self._api_key()  # fail early when the key is missing
+        self._adaptive = AdaptiveLimit(self.spec) if self.options.max_connections == "auto" else None
+        self._batch = BatchCollector(self) if self.options.batch else None
+
+    @property
+    def batches_requests(self) -> bool:  # type: ignore[override]
+        """With --batch, every sample is in flight at once, so a stage's requests form one batch."""
+        return self._batch is not None
+
+    def max_in_flight(self) -> int | None:
+        return None if self._batch is not None else super().max_in_flight()
+
+    def connection_report(self) -> dict[str, Any] | None:
+        return self._adaptive.report() if self._adaptive is not None else None
 
     def identity(self) -> dict[str, Any]:
         identity: dict[str, Any] = {"kind": self.kind, "model": self.model,
@@ -107,6 +122,8 @@ class OpenAIBackend(Backend):
     async def generate(self, request: Request) -> Completion:
         """One completion; a 400 'unsupported parameter/value' answer is retried once without that parameter
         (which this backend then leaves out of later requests too)."""
+        if self._batch is not None:
+            return await self._batch.submit(request)
         retries: list[str] = []
         started = time.perf_counter()
         while True:
@@ -140,8 +157,21 @@ class OpenAIBackend(Backend):
             reraise=True,
         ):
             with attempt:
-                completion = await self._call(request)
+                completion = await self._limited_call(request)
         return completion
+
+    async def _limited_call(self, request: Request) -> Completion:
+        """`_call`, within the adaptive connection limit when there is one (a 429 lowers it)."""
+        if self._adaptive is None:
+            return await self._call(request)
+        from openai import RateLimitError
+
+        async with self._adaptive.slot() as epoch:
+            try:
+                return await self._call(request)
+            except RateLimitError:
+                self._adaptive.overloaded(epoch)
+                raise
 
     def _failure(self, exc: Exception, retries: list[str]) -> Exception:
         """The exception to raise for a call that failed for good: a BackendError, or `exc` itself for a bug."""
@@ -185,11 +215,21 @@ class OpenAIBackend(Backend):
         from openai.types.chat import ChatCompletion
 
         try:
-            body = {"model": self.model, "messages": [m.model_dump() for m in request.messages],
-                    **self.body_params(request.config)}
-            response = await self._get_client().post("/chat/completions", body=body, cast_to=ChatCompletion)
+            response = await self._get_client().post("/chat/completions", body=self.chat_body(request),
+                                                     cast_to=ChatCompletion)
         except json.JSONDecodeError as exc:  # the client does not wrap invalid JSON bodies
             raise MalformedResponse(f"invalid JSON in response ({exc.msg})") from None
+        return self.completion_of(response)
+
+    def chat_body(self, request: Request) -> dict[str, Any]:
+        """The JSON body of a chat-completions request."""
+        return {"model": self.model, "messages": [m.model_dump() for m in request.messages],
+                **self.body_params(request.config)}
+
+    def completion_of(self, response: Any) -> Completion:
+        """A Completion from a parsed chat-completions response; MalformedResponse if it is not one."""
+        from openai.types.chat import ChatCompletion
+
         if not isinstance(response, ChatCompletion):  # non-JSON content type: the client returns raw text
             raise MalformedResponse("response is not a chat completion")
         if not response.choices:
@@ -205,6 +245,7 @@ class OpenAIBackend(Backend):
             usage=Usage(
                 prompt_tokens=usage.prompt_tokens if usage else 0,
                 completion_tokens=usage.completion_tokens if usage else 0,
+                reasoning_tokens=reasoning_tokens(usage),
             ),
             finish_reason=choice.finish_reason,
         )
@@ -248,6 +289,12 @@ _HINTS = {
     404: "unknown model or wrong --base-url",
     422: "the server could not process the request; check the generation settings for this model",
 }
+
+
+def reasoning_tokens(usage: Any) -> int:
+    """usage.completion_tokens_details.reasoning_tokens (0 when the server does not report it)."""
+    details = getattr(usage, "completion_tokens_details", None)
+    return getattr(details, "reasoning_tokens", None) or 0
 
 
 def _is_transient(exc: BaseException) -> bool:

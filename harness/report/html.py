@@ -177,7 +177,7 @@ class RunPage:
             + (f" · judges {', '.join(f'<code>{esc(j)}</code>' for j in judges)}" if judges else "")
             + f" · status {esc(m.get('status'))} · started {esc(utc(m.get('started_at')))} · seed {esc(m.get('seed'))}"
             f" · repeats {esc(m.get('repeats'))} · limit {esc(m.get('limit') or 'none')}</p>"
-            f'<nav><a href="#overview">all metrics</a>{nav}<a href="#provenance">provenance</a></nav>'
+            f'<nav><a href="#overview">all metrics</a>{nav}<a href="#usage">tokens and cost</a><a href="#provenance">provenance</a></nav>'
             + "".join(f'<p class="notice warn">{esc(notice)}</p>'
                       for notice in (failure_notice(m), demonstration_notice(m)) if notice)
             + "</header>"
@@ -232,6 +232,13 @@ class RunPage:
                                       self.attention[result.task]))
         return "".join(parts)
 
+    def usage(self) -> str:
+        """The "Tokens and cost" section (harness.report.usage)."""
+        from harness.report.usage import SECTION, usage_notes, usage_rows
+
+        notes = "".join(f'<p class="note">{esc(note)}</p>' for note in usage_notes(self.run.usage, self.run.manifest))
+        return f'<section id="usage"><h2>{esc(SECTION)}</h2>{table_html(usage_rows(self.run.usage))}{notes}</section>'
+
     def provenance(self) -> str:
         m = self.run.manifest
         shown = {"harness_version", "git_commit", "command", "python", "platform", "seed", "repeats", "limit",
@@ -266,7 +273,7 @@ class RunPage:
 
     def render(self) -> str:
         body = self.header() + "<main>" + self.cards() + self.overview()
-        body += "".join(self.task_section(r) for r in self.run.results) + self.provenance() + "</main>"
+        body += "".join(self.task_section(r) for r in self.run.results) + self.usage() + self.provenance() + "</main>"
         return page(f"Evaluation report: {self.run.run_dir.name}", body)
 
 

@@ -15,9 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.costs import Price, Tally, price_for
 from harness.errors import UserError
 from harness.report.markdown import ARROWS, cell, format_metric_value
 from harness.types import Metric
+
+# Usage columns after the metrics: (field, heading); summed over the runs a row draws on (every role).
+USAGE_COLUMNS = [("requests", "requests"), ("prompt_tokens", "tokens in"), ("completion_tokens", "tokens out"),
+                 ("reasoning_tokens", "reasoning tokens"), ("cost_usd", "cost USD")]
 
 
 @dataclass
@@ -36,6 +41,7 @@ class Row:
     model: str
     runs: dict[str, RunEntry] = field(default_factory=dict)  # task -> the run its metrics come from
     metrics: dict[str, Metric] = field(default_factory=dict)
+    usage: dict[str, Any] = field(default_factory=dict)  # USAGE_COLUMNS fields; None where unknown
 
     @property
     def failed(self) -> bool:
@@ -95,9 +101,40 @@ def headline(task: str, names: list[str]) -> list[str]:
     return chosen or names
 
 
-def build(results_dir: Path, include_failed: bool = False) -> Board:
+def task_cost(usage: dict[str, Any], task: str, prices: dict[str, Price] | None) -> float | None:
+    """USD of one task of a run's summary usage: at `prices` if given, else as the run priced it; None
+    when a role that made requests has no price."""
+    total = 0.0
+    for role, entry in usage["tasks"][task]["roles"].items():
+        if prices is None:
+            cost = entry.get("cost_usd")
+        else:
+            price = price_for(prices, usage["roles"].get(role, {}).get("spec", "?"))
+            tally = Tally(**{f: entry[f] for f in Tally.__dataclass_fields__ if f in entry})
+            cost = None if price is None else tally.cost(price)
+        if cost is None and entry.get("requests"):
+            return None
+        total += cost or 0.0
+    return total
+
+
+def row_usage(row: Row, prices: dict[str, Price] | None) -> dict[str, Any]:
+    """Requests, tokens and USD of a row: summed over the (run, task) pairs its metrics come from."""
+    sums: dict[str, Any] = {name: 0 for name, _ in USAGE_COLUMNS}
+    for task, entry in row.runs.items():
+        usage = entry.summary.get("usage")
+        if not usage or task not in usage.get("tasks", {}):  # a run from before usage was summarised
+            return {name: None for name, _ in USAGE_COLUMNS}
+        for name, _ in USAGE_COLUMNS[:-1]:
+            sums[name] += usage["tasks"][task].get(name) or 0
+        cost = task_cost(usage, task, prices)
+        sums["cost_usd"] = None if cost is None or sums["cost_usd"] is None else sums["cost_usd"] + cost
+    return sums
+
+
+def build(results_dir: Path, include_failed: bool = False, prices: dict[str, Price] | None = None) -> Board:
     """Pick the latest complete (or with `include_failed` also failed) run per (model, task) and lay out
-    one row per model."""
+    one row per model; `prices` (else each run's own) give the cost column."""
     entries, skipped = discover(results_dir, include_failed)
     latest: dict[tuple[str, str], RunEntry] = {}
     for entry in entries:
@@ -116,6 +153,8 @@ def build(results_dir: Path, include_failed: bool = False) -> Board:
             if m.name in keep:
                 row.metrics[m.name] = m
                 columns.setdefault(m.name, Metric(name=m.name, value=None, direction=m.direction, unit=m.unit))
+    for row in rows.values():
+        row.usage = row_usage(row, prices)
     return Board(Path(results_dir), list(columns.values()), sorted(rows.values(), key=lambda r: r.model), skipped)
 
 
@@ -152,6 +191,7 @@ def to_json(board: Board) -> str:
                 "failed_run": row.failed,
                 "runs": {task: run_label(board, e) for task, e in row.runs.items()},
                 "metrics": {n: m.model_dump(mode="json", exclude={"name"}) for n, m in row.metrics.items()},
+                "usage": row.usage,
             }
             for row in board.rows
         ],
@@ -166,12 +206,13 @@ def to_csv(board: Board) -> str:
     header = ["model"]
     for c in board.columns:
         header += [c.name, f"{c.name}:ci_low", f"{c.name}:ci_high", f"{c.name}:n"]
-    writer.writerow(header + ["runs"])
+    writer.writerow(header + [heading for _, heading in USAGE_COLUMNS] + ["runs"])
     for row in board.rows:
         line: list[Any] = [row.model + row.mark]
         for c in board.columns:
             m = row.metrics.get(c.name)
             line += ["", "", "", ""] if m is None else [m.value, m.ci_low, m.ci_high, m.n]
+        line += ["" if row.usage.get(name) is None else row.usage[name] for name, _ in USAGE_COLUMNS]
         writer.writerow(line + [";".join(f"{t}={run_label(board, e)}" for t, e in row.runs.items())])
     return out.getvalue()
 
@@ -180,11 +221,19 @@ def cell_text(m: Metric | None) -> str:
     return "" if m is None else f"{format_metric_value(m)} (n={m.n})"
 
 
+def usage_text(name: str, value: Any) -> str:
+    if value is None:
+        return "no price" if name == "cost_usd" else ""
+    return f"{value:.4f}" if name == "cost_usd" else str(value)
+
+
 def to_markdown(board: Board) -> str:
     head = ["model"] + [f"{c.name} ({ARROWS[c.direction] or 'no direction'})" for c in board.columns]
+    head += [heading for _, heading in USAGE_COLUMNS]
     lines = ["| " + " | ".join(cell(h) for h in head) + " |", "|" + "---|" * len(head)]
     for row in board.rows:
         cells = [f"`{cell(row.model)}`{row.mark}"] + [cell(cell_text(row.metrics.get(c.name))) for c in board.columns]
+        cells += [usage_text(name, row.usage.get(name)) for name, _ in USAGE_COLUMNS]
         lines.append("| " + " | ".join(cells) + " |")
     notes = [f"- skipped {cell(s)}" for s in board.skipped]
     return "\n".join(["# Leaderboard", "", *lines, "", *notes]).rstrip() + "\n"
@@ -218,7 +267,8 @@ def to_html(board: Board) -> str:
         f'<th data-col="{i}" title="{esc(ARROWS[c.direction])}">{esc(c.name)}<br><small>'
         f"{esc(ARROWS[c.direction] or 'no direction')}</small></th>"
         for i, c in enumerate(board.columns, start=1)
-    )
+    ) + "".join(f'<th data-col="{i}">{esc(heading)}</th>'
+                for i, (_, heading) in enumerate(USAGE_COLUMNS, start=len(board.columns) + 1))
     body = []
     for row in board.rows:
         cells = [f'<td data-value="{esc(row.model)}"><code>{esc(row.model)}</code>{esc(row.mark)}</td>']
@@ -226,6 +276,10 @@ def to_html(board: Board) -> str:
             m = row.metrics.get(c.name)
             value = "" if m is None or m.value is None else repr(m.value)
             cells.append(f'<td class="num" data-value="{esc(value)}">{esc(cell_text(m))}</td>')
+        for name, _ in USAGE_COLUMNS:
+            raw = row.usage.get(name)
+            cells.append(f'<td class="num" data-value="{"" if raw is None else esc(raw)}">'
+                         f"{esc(usage_text(name, raw))}</td>")
         body.append(f'<tr data-model="{esc(row.model)}">{"".join(cells)}</tr>')
     skipped = "".join(f"<li>{esc(s)}</li>" for s in board.skipped)
     html = (

@@ -112,6 +112,14 @@ def default_task_section(result: TaskResult, card: TaskCard | None = None) -> st
     return "\n\n".join(parts)
 
 
+def usage_section(run: LoadedRun) -> str:
+    """## Tokens and cost: the table of harness.report.usage with its notes."""
+    from harness.report.usage import SECTION, usage_notes, usage_rows
+
+    notes = [f"> {note}" for note in usage_notes(run.usage, run.manifest)]
+    return "\n\n".join([f"## {SECTION}", table(usage_rows(run.usage)), *notes])
+
+
 def run_report(run: LoadedRun) -> str:
     """The whole report.md of a run."""
     manifest = run.manifest
@@ -135,6 +143,7 @@ def run_report(run: LoadedRun) -> str:
         task = run.tasks[result.task]
         lines += [f"## {result.task}", "", task.description, "", f"Protocol: **{task.protocol}**.", "",
                   task_section(task, result, run.cards[result.task]), ""]
+    lines += [usage_section(run), ""]
     lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
               f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
     for t in manifest.get("tasks", []):

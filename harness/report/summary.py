@@ -27,6 +27,7 @@ class LoadedRun:
     records: dict[str, list[Record]]
     results: list[TaskResult]
     values: dict[str, dict[str, MetricValues]]
+    usage: dict[str, Any] = field(default_factory=dict)  # tokens and cost (harness.report.usage)
     cards: dict[str, TaskCard] = field(default_factory=dict)  # task -> its first-screen card
 
     def metrics(self) -> dict[str, Metric]:
@@ -44,6 +45,7 @@ def judge_counts(records: list[Record]) -> dict[str, int]:
 def load_run(run_dir: Path) -> LoadedRun:
     """Read a run directory and aggregate every task from its records."""
     from harness.report.corrected import add_judge_validity, check_panel_rule, read_judging, revote_records
+    from harness.report.usage import run_usage
 
     run_dir = Path(run_dir)
     manifest = read_json(run_dir / MANIFEST)
@@ -65,6 +67,7 @@ def load_run(run_dir: Path) -> LoadedRun:
         tasks[name] = task
         results.append(result)
     run = LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
+    run.usage = run_usage(run)
     add_judge_validity(run, judging)
     run.cards = {r.task: task_card(tasks[r.task], r, records.get(r.task, []), judge_specs(manifest))
                  for r in results}
@@ -129,6 +132,7 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
             for r in run.results for m in r.metrics
         },
         "tasks": {r.task: task_summary(r, run.cards[r.task]) for r in run.results},
+        "usage": run.usage,
     }
 
 

@@ -93,9 +93,10 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
-def wait_for_quiet(max_wait_s: float = QUIET_MAX_WAIT_S) -> None:
-    """Wait (up to max_wait_s) until the machine is nearly idle, so other processes do not skew a run."""
-    deadline = time.monotonic() + max_wait_s
+def wait_for_quiet(max_wait_s: float | None = None) -> None:
+    """Wait (up to max_wait_s, default QUIET_MAX_WAIT_S) until the machine is nearly idle, so other processes
+    do not skew a run."""
+    deadline = time.monotonic() + (QUIET_MAX_WAIT_S if max_wait_s is None else max_wait_s)
     while True:
         before = busy_cpu_s()
         time.sleep(1.0)

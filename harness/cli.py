@@ -174,7 +174,8 @@ def new_task(name: str, parent: Path) -> None:
 @main.command()
 @click.option("--config", "run_file", type=click.Path(path_type=Path), default=None,
               help="Run file (YAML) with any of these options; flags given here override it.")
-@click.option("--model", "-m", default=None, help="Model under test, kind/name (default: local/smollm2).")
+@click.option("--model", "-m", default=None,
+              help="Model under test, kind/name (default: local/smollm2); several, comma-separated, make a sweep.")
 @click.option("--tasks", "-t", default="all", show_default=True, help="Comma-separated task names, or 'all'.")
 @click.option("--judge", default=None, help="Judge model, or a comma-separated panel.")
 @click.option("--judge-seed", default=None, metavar="N[,N...]",
@@ -196,6 +197,10 @@ def new_task(name: str, parent: Path) -> None:
 @click.option("--server", type=click.Choice(SERVER_CHOICES), default=None,
               help="Software behind --base-url (vllm: its structured-output fields are tried first).")
 @click.option("--run-dir", type=click.Path(path_type=Path), default=None, help="Run directory (resumes if it exists).")
+@click.option("--sweep-dir", type=click.Path(path_type=Path), default=None,
+              help="Sweep directory: one run per model and task, plus the leaderboard (default results/sweep-<time>).")
+@click.option("--shard", default=None, metavar="K/N",
+              help="Run only slice K of N of every task's samples (after --limit); join the slices with harness merge.")
 @model_options
 @click.option("--max-samples", type=click.IntRange(min=1), default=64, show_default=True, help="Samples in flight.")
 @click.option("--retry-errors", is_flag=True, help="Re-run only the errored records of an existing run.")
@@ -250,6 +255,23 @@ def report(run_dirs: tuple[Path, ...], compare: bool, judge_calibrations: tuple[
     click.echo(f"wrote {run_dir / 'summary.json'}, {run_dir / 'report.md'} and {run_dir / 'report.html'}")
     if summary["status"] == "failed":
         click.echo(f"warning: {run_dir} is a failed run ({summary['failure']}); its reports say so", err=True)
+
+
+@main.command()
+@click.argument("shard_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run directory to write (must not exist).")
+@click.option("--max-error-rate", type=click.FloatRange(0, 1), default=0.05, show_default=True,
+              help="As for run: a larger share of errored samples in the merged run makes it failed (exit 1).")
+def merge(shard_dirs: tuple[Path, ...], out: Path, max_error_rate: float) -> None:
+    """Join the shard runs of one run (--shard 1/N ... N/N) into one run directory with its reports."""
+    from harness.cli_run import exit_if_failed
+    from harness.merge import merge_shards
+    from harness.report.summary import write_reports
+
+    records = merge_shards(list(shard_dirs), out, max_error_rate)
+    write_reports(out)
+    click.echo(f"merged {len(shard_dirs)} shards ({records} records) into {out}: report.md, summary.json, records.jsonl")
+    exit_if_failed(out)
 
 
 @main.command()

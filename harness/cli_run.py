@@ -21,6 +21,7 @@ from harness.registry import parse_task_list, task_class
 from harness.report.corrected import CORRECTED_TABLE
 from harness.run_file import RoleSettings, RunFile, load_run_file
 from harness.secrets import register_secret_env, register_secret_url
+from harness.shard import parse_shard
 from harness.types import GenerateConfig
 
 # RoleSettings field -> option name of the model role (the judge's and simulator's carry their prefix).
@@ -88,10 +89,17 @@ def role_config(spec: str, opts: dict[str, Any]) -> RoleConfig:
     return RoleConfig(spec=spec, options=backend_options(opts))
 
 
+def model_slug(spec: str) -> str:
+    """A model spec as a folder name: 'openai/gpt-4o-mini' -> 'openai-gpt-4o-mini'."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", spec).strip("-")[:60]
+
+
+def utc_stamp() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
+
+
 def default_run_dir(model: str) -> Path:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", model).strip("-")[:60]
-    return Path("results") / f"{stamp}_{slug}"
+    return Path("results") / f"{utc_stamp()}_{model_slug(model)}"
 
 
 def role_from_settings(settings: dict[str, Any]) -> RoleConfig:
@@ -152,10 +160,15 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
             role_from_settings(simulator) if simulator and simulator.get("spec") else None)
 
 
-def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
-    """Validate the command-line options (and the run file they name) into a RunConfig; the flags in
-    `given` (typed by the user) win over the file."""
-    file = load_run_file(opts["run_file"]) if opts["run_file"] else RunFile()
+def read_run_file(opts: dict[str, Any]) -> RunFile:
+    """The run file named by --config, or an empty one."""
+    return load_run_file(opts["run_file"]) if opts["run_file"] else RunFile()
+
+
+def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = None) -> RunConfig:
+    """Validate the command-line options (and the run file they name, or `file`) into a RunConfig; the
+    flags in `given` (typed by the user) win over the file."""
+    file = read_run_file(opts) if file is None else file
 
     def pick(name: str, from_file: Any) -> Any:
         return opts[name] if name in given or from_file is None else from_file
@@ -195,6 +208,7 @@ def build_config(opts: dict[str, Any], given: set[str]) -> RunConfig:
         judge_calibrations=list(pick("judge_calibrations", file.judge_calibrations) or []),
         panel_rule=pick("panel_rule", file.panel_rule),
         progress=not pick("no_progress", file.no_progress),
+        shard=parse_shard(opts["shard"]) if opts.get("shard") else None,
         prices=load_prices(prices_path) if prices_path else None,
         budget_usd=budget_usd,
     )
@@ -280,12 +294,27 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
 
 
 def execute_run(opts: dict[str, Any], given: set[str]) -> None:
-    """`harness run`: `given` names the options the user typed (they override the run file)."""
+    """`harness run`: `given` names the options the user typed (they override the run file). Several
+    models, or a sweep directory, make it a sweep (harness.sweep)."""
+    from harness.sweep import is_sweep, run_sweep
+
+    file = read_run_file(opts)
+    if is_sweep(opts, given, file):
+        code = run_sweep(opts, given, file)
+        if code:
+            sys.exit(code)
+        return
+    config = build_config(opts, given, file)
+    run_one(config)
+    exit_if_failed(config.run_dir)
+
+
+def run_one(config: RunConfig) -> None:
+    """Run (or resume) one run directory, then write and print its reports."""
     from harness.report.corrected import judging_settings, save_judging
     from harness.report.summary import write_reports
     from harness.runner import run
 
-    config = build_config(opts, given)
     judging = judging_settings(config.run_dir, config.judge_calibrations, config.panel_rule,
                                [j.spec for j in config.judges])
     click.echo(f"run directory: {config.run_dir}")
@@ -308,17 +337,23 @@ def execute_run(opts: dict[str, Any], given: set[str]) -> None:
                        f"{c['highest']}; {c['decreases']} decreases on 429, {c['increases']} increases")
     if outcome.budget_stop:
         stop_for_budget(outcome.manifest.budget or {}, config.run_dir)
-    exit_if_failed(config.run_dir)
 
 
-def exit_if_failed(run_dir: Path) -> None:
-    """Exit with EXIT_RUN_FAILED, after one line saying why, when the run's status is 'failed'."""
-    from harness.cli import EXIT_RUN_FAILED
+def report_failure(run_dir: Path) -> bool:
+    """Whether the run's status is 'failed', after one line saying why."""
     from harness.store import MANIFEST, read_json
 
     manifest = read_json(run_dir / MANIFEST)
     if manifest.get("status") == "failed":
         click.echo(f"error: run failed: {manifest.get('failure')}; its reports are marked failed", err=True)
+    return manifest.get("status") == "failed"
+
+
+def exit_if_failed(run_dir: Path) -> None:
+    """Exit with EXIT_RUN_FAILED, after one line saying why, when the run's status is 'failed'."""
+    from harness.cli import EXIT_RUN_FAILED
+
+    if report_failure(run_dir):
         sys.exit(EXIT_RUN_FAILED)
 
 

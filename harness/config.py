@@ -11,6 +11,7 @@ from harness.backends.base import BackendOptions, parse_scalar
 from harness.costs import Price
 from harness.errors import UserError
 from harness.secrets import public_url
+from harness.shard import Shard
 from harness.types import AnswerMode, GenerateConfig, judge_role
 
 DEFAULT_MODEL = "local/smollm2"
@@ -50,6 +51,7 @@ class RunConfig(BaseModel):
     panel_rule: Literal["majority", "weighted", "unanimous"] | None = None
     max_error_rate: float = 0.05  # a larger share of errored samples ends the run with status 'failed'
     progress: bool = True
+    shard: Shard | None = None  # only this slice of every task's samples; in the fingerprint when set
     prices: dict[str, Price] | None = None  # --prices: USD per million tokens by model (not in the fingerprint)
     budget_usd: float | None = None  # --budget-usd: no request starts that would take the spend past it
 
@@ -67,6 +69,7 @@ class RunConfig(BaseModel):
         modes = self.answer_modes()
         return {
             **({"answer_modes": modes} if set(modes.values()) != {"free"} else {}),
+            **({"shard": str(self.shard)} if self.shard else {}),
             "model": self.model.spec,
             "model_generate": self.model.generate.model_dump(exclude_none=True),
             "judges": [j.spec for j in self.judges],

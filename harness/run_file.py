@@ -76,6 +76,7 @@ class RunFile(BaseModel):
     model: RoleSettings | None = None
     judges: list[RoleSettings] | None = None
     simulator: RoleSettings | None = None
+    models: list[RoleSettings] | None = Field(default=None, min_length=1)  # a sweep; each entry over `model`
     tasks: list[str] | None = None
     task_options: dict[str, dict[str, Any]] | None = None
     refusal_scorer: str | None = None  # a registered refusal scorer (rules, judge, hybrid or a plugin)
@@ -84,6 +85,7 @@ class RunFile(BaseModel):
     repeats: int | None = Field(default=None, ge=1)
     max_samples: int | None = Field(default=None, ge=1)
     run_dir: Path | None = None
+    sweep_dir: Path | None = None
     cache: Path | None = None
     no_cache: bool | None = None
     retry_errors: bool | None = None
@@ -93,6 +95,13 @@ class RunFile(BaseModel):
     panel_rule: Literal["majority", "weighted", "unanimous"] | None = None
     prices: Path | None = None
     budget_usd: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_model_key(self) -> RunFile:
+        if self.models is not None and self.model is not None and self.model.spec is not None:
+            raise ValueError("key 'models' lists the models of a sweep: 'model' may hold their shared settings, "
+                             "not a spec")
+        return self
 
     @field_validator("tasks", mode="before")
     @classmethod
@@ -106,10 +115,10 @@ class RunFile(BaseModel):
 
         return None if tasks is None else as_value_error(parse_task_list, ",".join(tasks))
 
-    @field_validator("judges", "simulator")
+    @field_validator("judges", "simulator", "models")
     @classmethod
     def _spec_given(cls, value: Any) -> Any:
-        """Judges and the simulator have no default model."""
+        """Judges, the simulator and the models of a sweep have no default model."""
         roles = value if isinstance(value, list) else [value]
         for number, role in enumerate(roles, start=1):
             if role is not None and role.spec is None:

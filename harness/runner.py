@@ -126,7 +126,7 @@ def check_resumable(fingerprint: dict[str, Any], store: RunStore) -> None:
 
 
 def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest]]:
-    """Instantiate and load every selected task, applying --limit."""
+    """Instantiate and load every selected task, applying --limit, then --shard (see harness.shard)."""
     loaded = []
     for name in config.tasks:
         options = config.task_options.get(name, {})
@@ -134,6 +134,8 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
         samples, info = task.load()
         if config.limit is not None:
             samples = samples[: config.limit]
+        if config.shard is not None:
+            samples = [s for s in samples if config.shard.holds(name, s.id)]
         loaded.append((task, samples, TaskManifest(name=name, options=options, protocol=task.protocol, dataset=info,
                                                     generate=task.generate_config.model_dump(exclude_none=True),
                                                     templates=task.templates())))

@@ -51,6 +51,7 @@ LAYERS = {
         "harness.store",
         "harness.manifest",
         "harness.run_file",
+        "harness.shard",
         "harness.costs",
         "harness.budget",
     ],
@@ -64,6 +65,8 @@ LAYERS = {
         "harness.rejudge",
         "harness.calibrate",
         "harness.scaffold",
+        "harness.sweep",
+        "harness.merge",
     ],
 }
 ALLOWED = {

@@ -77,6 +77,9 @@ def discover(results_dir: Path, include_failed: bool = False) -> tuple[list[RunE
                 hint = " (--include-failed shows it)" if manifest.get("status") == "failed" else ""
                 skipped.append(f"{run_dir}: status {manifest.get('status')}{hint}")
                 continue
+            if manifest.get("fingerprint", {}).get("shard"):
+                skipped.append(f"{run_dir}: shard {manifest['fingerprint']['shard']} of a run (harness merge joins them)")
+                continue
             summary_path = run_dir / "summary.json"
             summary = read_json(summary_path) if summary_path.exists() else summary_document(load_run(run_dir))
         except UserError as exc:

@@ -53,7 +53,8 @@ def load_run(run_dir: Path) -> LoadedRun:
     judging = read_judging(run_dir)
     check_panel_rule(judging, judge_specs(manifest))
     records: dict[str, list[Record]] = defaultdict(list)
-    for record in revote_records(RunStore(run_dir).load_records(), judging):
+    ordered = sorted(RunStore(run_dir).load_records(), key=lambda r: r.key)  # results never depend on file order
+    for record in revote_records(ordered, judging):
         records[record.task].append(record)
     tasks, results, values = {}, [], {}
     for entry in manifest.get("tasks", []):

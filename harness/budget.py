@@ -1,4 +1,5 @@
 """--budget-usd: refuse to start a request whose projected cost would take the run's spend past the budget."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -69,8 +70,10 @@ class Budget:
         cost = self.projected(role, request, batch)
         if self.stopped or self.spent_usd + self.reserved_usd + cost > self.limit_usd:
             self.stopped = True
-            raise BudgetExhausted(f"budget of ${self.limit_usd:g} reached: spent ${self.spent_usd:.4f}, "
-                                  f"${self.reserved_usd:.4f} in flight, next {role} request ~${cost:.4f}")
+            raise BudgetExhausted(
+                f"budget of ${self.limit_usd:g} reached: spent ${self.spent_usd:.4f}, "
+                f"${self.reserved_usd:.4f} in flight, next {role} request ~${cost:.4f}"
+            )
         booking = id(request)
         self._in_flight[booking] = cost
         self.reserved_usd += cost

@@ -1,4 +1,5 @@
 """Content-addressed response cache in SQLite (WAL), shared safely by concurrent runs."""
+
 from __future__ import annotations
 
 import hashlib
@@ -59,14 +60,13 @@ class ResponseCache:
 
     def _unusable(self, exc: Exception) -> UserError:
         reason = os_reason(exc) if isinstance(exc, OSError) else str(exc)
-        return UserError(f"{self.path}: cannot use as the response cache ({reason}); "
-                         "pass another --cache file, or --no-cache")
+        return UserError(
+            f"{self.path}: cannot use as the response cache ({reason}); pass another --cache file, or --no-cache"
+        )
 
     def get(self, key: dict) -> Completion | None:
         with self._lock:
-            row = self._db.execute(
-                "SELECT completion FROM responses WHERE key = ?", (key_digest(key),)
-            ).fetchone()
+            row = self._db.execute("SELECT completion FROM responses WHERE key = ?", (key_digest(key),)).fetchone()
         return Completion.model_validate_json(row[0]) if row else None
 
     def put(self, key: dict, completion: Completion) -> None:

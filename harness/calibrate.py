@@ -6,6 +6,7 @@ class is refusal (rules, judge, hybrid) or harmful content (harm: the FORTRESS r
 the other class (e.g. GPTFuzz's "jailbroken" for a refusal scorer), the human positive is the label's
 negation. Unlabelled rows and items no judge could score are excluded and counted.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -108,8 +109,11 @@ def format_report(report: CalibrationReport) -> str:
             f"{label:{width}}  {_fmt(stats.precision):>9}  {_fmt(stats.recall):>6}  "
             f"{_fmt(stats.kappa):>6}  {stats.support:>7}"
         )
-    lines += ["", "confusion (rows: human, columns: predicted)",
-              f"{'':{width}}  " + "  ".join(f"{label:>{width}}" for label in REFUSAL_LABELS)]
+    lines += [
+        "",
+        "confusion (rows: human, columns: predicted)",
+        f"{'':{width}}  " + "  ".join(f"{label:>{width}}" for label in REFUSAL_LABELS),
+    ]
     for human_label, row in report.confusion.items():
         lines.append(f"{human_label:{width}}  " + "  ".join(f"{row[p]:>{width}}" for p in REFUSAL_LABELS))
     return "\n".join(lines)
@@ -147,23 +151,30 @@ def _check(labelled: LabelledSet, scorer: str, judges: list[str], rubric: list[s
     if not judges:
         raise UserError("--scorer harm needs a judge model: pass --judge <spec>")
     if labelled.label_means != "harm":
-        raise UserError(f"{labelled.path}: its labels mean refusal; the harm judge needs labels meaning harmful "
-                        "content (GPTFuzz, JailbreakEval, or --columns ... --label-means harm)")
+        raise UserError(
+            f"{labelled.path}: its labels mean refusal; the harm judge needs labels meaning harmful "
+            "content (GPTFuzz, JailbreakEval, or --columns ... --label-means harm)"
+        )
     missing = next((r for r in labelled.labelled if r.rubric is None), None)
     if rubric is None and missing is not None:
-        raise UserError(f"{labelled.path}: row {missing.row} has no 'rubric' column value; "
-                        "pass --rubric QUESTIONS_FILE (one yes/no question per line)")
+        raise UserError(
+            f"{labelled.path}: row {missing.row} has no 'rubric' column value; "
+            "pass --rubric QUESTIONS_FILE (one yes/no question per line)"
+        )
     return "harm"
 
 
-async def _predict(row: LabelledRow, number: int, scorer: str, rubric: list[str] | None, roles) -> tuple[bool | None, Any]:
+async def _predict(
+    row: LabelledRow, number: int, scorer: str, rubric: list[str] | None, roles
+) -> tuple[bool | None, Any]:
     """(predicted positive, 3-class label or harm answers); (None, reason) when no judge could decide."""
     from harness.context import SampleContext
     from harness.judging.refusal import score_refusal
     from harness.types import Sample
 
-    ctx = SampleContext("calibrate", row.id or str(number), 0, roles, seed=0,
-                        refusal_scorer=scorer if scorer != "harm" else "rules")
+    ctx = SampleContext(
+        "calibrate", row.id or str(number), 0, roles, seed=0, refusal_scorer=scorer if scorer != "harm" else "rules"
+    )
     if scorer != "harm":
         score = await score_refusal(row.prompt, row.response, ctx)
         return (None, score.explanation) if score.error else (is_refusal(score.label or ""), score)
@@ -174,8 +185,14 @@ async def _predict(row: LabelledRow, number: int, scorer: str, rubric: list[str]
     return (None, score.explanation) if score.error else (float(score.value) > 0, score)
 
 
-def _score_rows(rows: list[LabelledRow], scorer: str, judges: list[str], rubric: list[str] | None,
-                options: BackendOptions | None, cache_path: Path | None) -> list[tuple[bool | None, Any]]:
+def _score_rows(
+    rows: list[LabelledRow],
+    scorer: str,
+    judges: list[str],
+    rubric: list[str] | None,
+    options: BackendOptions | None,
+    cache_path: Path | None,
+) -> list[tuple[bool | None, Any]]:
     import asyncio
 
     from harness.cache import ResponseCache
@@ -221,8 +238,9 @@ def calibrate(
     judges = judges or []
     if columns is not None and label_means is None:
         label_means = "harm" if scorer == "harm" else "refusal"  # by default a label means the scorer's class
-    labelled = load_labelled_set(path, columns=columns, positive=positive, label_means=label_means,
-                                 categories=categories, questions=questions)
+    labelled = load_labelled_set(
+        path, columns=columns, positive=positive, label_means=label_means, categories=categories, questions=questions
+    )
     rubric = read_rubric(rubric_path) if rubric_path is not None else None
     target = _check(labelled, scorer, judges, rubric)
     rows = labelled.labelled
@@ -236,8 +254,10 @@ def calibrate(
     human = [row.positive == same for row, _, _ in kept]
     counts = BinaryCounts.from_labels(human, [pred for _, pred, _ in kept])
     per_category = {
-        column: {value: {"n": c.n, "counts": c.as_dict(), "metrics": _metrics_doc(c)}
-                 for value, c in _by_category(kept, human, column).items()}
+        column: {
+            value: {"n": c.n, "counts": c.as_dict(), "metrics": _metrics_doc(c)}
+            for value, c in _by_category(kept, human, column).items()
+        }
         for column in labelled.category_columns
     }
     three = None
@@ -245,11 +265,19 @@ def calibrate(
         three = agreement([r.refusal_label or "" for r, _, _ in kept], [d.label for _, _, d in kept])
     by_rules = sum(1 for _, _, d in kept if d.scorer.startswith("refusal_rules"))
     calibration = Calibration(
-        file=str(labelled.path), sha256=labelled.sha256, format=labelled.format, scorer=scorer, target=target,
-        judges=judges, positive_label=labelled.positive_label, label_means=labelled.label_means,
+        file=str(labelled.path),
+        sha256=labelled.sha256,
+        format=labelled.format,
+        scorer=scorer,
+        target=target,
+        judges=judges,
+        positive_label=labelled.positive_label,
+        label_means=labelled.label_means,
         n_rows=len(labelled.rows),
         excluded={"unlabelled": len(labelled.rows) - len(rows), "judge_errors": len(rows) - len(kept)},
-        counts=counts.as_dict(), metrics=_metrics_doc(counts), per_category=per_category,
+        counts=counts.as_dict(),
+        metrics=_metrics_doc(counts),
+        per_category=per_category,
         three_class=three.model_dump() if three else None,
     )
     header = [
@@ -262,8 +290,10 @@ def calibrate(
     if scorer != "harm":
         header.append(f"decided by            rules {by_rules}, judges {len(kept) - by_rules}")
     if labelled.format == "gptfuzz" and questions is None and judges:
-        header.append("prompts               question indexes only; pass --questions question_list.csv "
-                      "so the judges see the questions")
+        header.append(
+            "prompts               question indexes only; pass --questions question_list.csv "
+            "so the judges see the questions"
+        )
     parts = ["\n".join(header), format_binary(calibration)]
     if three is not None:
         parts.append(format_report(three))
@@ -302,6 +332,8 @@ def format_binary(cal: Calibration) -> str:
         lines += ["", f"by {column}:", f"{'':28}{'n':>5}  {'accuracy':>22}  {'sensitivity':>22}  {'specificity':>22}"]
         for value, group in groups.items():
             m = group["metrics"]
-            lines.append(f"{value[:28]:28}{group['n']:>5}  " + "  ".join(
-                f"{_estimate_text(m[k]):>22}" for k in ("accuracy", "sensitivity", "specificity")))
+            lines.append(
+                f"{value[:28]:28}{group['n']:>5}  "
+                + "  ".join(f"{_estimate_text(m[k]):>22}" for k in ("accuracy", "sensitivity", "specificity"))
+            )
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The `harness analyze` command: a task's metrics computed from a table of published responses."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,11 @@ from harness.errors import UserError
 def report_markdown(task_cls, info: dict[str, str], summary: dict[str, Any], results: dict) -> str:
     from harness.report.markdown import task_section
 
-    lines = [f"# Analysis of published responses: {info['source']}", "",
-             f"- task: `{summary['task']}`; sha256 {info['content_hash'][:12]}"]
+    lines = [
+        f"# Analysis of published responses: {info['source']}",
+        "",
+        f"- task: `{summary['task']}`; sha256 {info['content_hash'][:12]}",
+    ]
     lines += [f"- {k}: {v}" for k, v in info.items() if k not in ("source", "content_hash")]
     lines.append("")
     for model, result in results.items():
@@ -32,7 +36,9 @@ def execute_analyze(task_name: str, source: str, task_args: tuple[str, ...], out
     hook = getattr(cls, "analyze_table", None)
     if hook is None:
         able = [n for n in task_locations() if hasattr(task_class(n), "analyze_table")]
-        raise UserError(f"task {task_name} cannot analyse published responses; tasks that can: {', '.join(able) or 'none'}")
+        raise UserError(
+            f"task {task_name} cannot analyse published responses; tasks that can: {', '.join(able) or 'none'}"
+        )
     results, info = hook(source, parse_key_values(task_args, "-T"))
     summary = {
         "task": task_name,

@@ -1,4 +1,5 @@
 """Logic of the `harness leaderboard` and `harness gate` commands (cli.py holds the thin wrappers)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,8 +11,14 @@ from harness.errors import UserError
 GATE_ERROR = 1
 
 
-def leaderboard_command(results_dir: Path, fmt: str, out: Path | None, sort_by: str | None,
-                        include_failed: bool = False, prices: Path | None = None) -> None:
+def leaderboard_command(
+    results_dir: Path,
+    fmt: str,
+    out: Path | None,
+    sort_by: str | None,
+    include_failed: bool = False,
+    prices: Path | None = None,
+) -> None:
     """Build the leaderboard and print it, or write it to `out` (a directory for the eee export)."""
     from harness.costs import load_prices
     from harness.report.leaderboard import FORMATS, build, sort_rows
@@ -55,8 +62,10 @@ def gate_command(run_dir: Path, baseline: Path | None, rules: list[str], junit: 
         sides = [load_side(run_dir)] + ([load_side(baseline)] if baseline is not None else [])
         for side in sides:
             if side.status == "failed":
-                raise UserError(f"{side.label} is a failed run (too many samples ended in errors); "
-                                "a gate cannot decide on it: re-run it with --retry-errors first")
+                raise UserError(
+                    f"{side.label} is a failed run (too many samples ended in errors); "
+                    "a gate cannot decide on it: re-run it with --retry-errors first"
+                )
         verdicts = evaluate(parsed, sides[0], sides[1] if baseline is not None else None)
     except UserError as exc:
         message = redact(str(exc))
@@ -101,11 +110,15 @@ def compare_command(run_a: Path, run_b: Path) -> str:
     (summary_a, tasks_a), (summary_b, tasks_b) = sides
     common = [t for t in summary_a.get("tasks", {}) if t in summary_b.get("tasks", {})]
     if not common:
-        raise UserError(f"{run_a} and {run_b} have no task in common "
-                        f"({', '.join(summary_a.get('tasks', {})) or 'none'} vs {', '.join(summary_b.get('tasks', {})) or 'none'})")
+        raise UserError(
+            f"{run_a} and {run_b} have no task in common "
+            f"({', '.join(summary_a.get('tasks', {})) or 'none'} vs {', '.join(summary_b.get('tasks', {})) or 'none'})"
+        )
     lines = [f"# Comparison: A = {run_a}, B = {run_b}", ""]
     for label, run in (("A", run_a), ("B", run_b)):
-        lines.append(f"- {label} answers: {_answer_modes(read_json(run / MANIFEST) if (run / MANIFEST).is_file() else {})}")
+        lines.append(
+            f"- {label} answers: {_answer_modes(read_json(run / MANIFEST) if (run / MANIFEST).is_file() else {})}"
+        )
     lines.append("")
     for task in common:
         lines += [f"## {task}", ""]
@@ -143,5 +156,9 @@ def _cell(m: dict | None) -> str:
         return "-"
     if m["value"] is None:
         return f"n/a (n={m['n']})"
-    ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if m.get("ci_low") is not None and m.get("ci_high") is not None else ""
+    ci = (
+        f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]"
+        if m.get("ci_low") is not None and m.get("ci_high") is not None
+        else ""
+    )
     return f"{m['value']:.4g}{ci} (n={m['n']})"

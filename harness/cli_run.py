@@ -1,4 +1,5 @@
 """The `harness run` command: options -> RunConfig -> runner -> reports -> terminal summary."""
+
 from __future__ import annotations
 
 import contextlib
@@ -26,15 +27,34 @@ from harness.types import GenerateConfig
 
 # RoleSettings field -> option name of the model role (the judge's and simulator's carry their prefix).
 ROLE_FLAGS = {
-    "base_url": "base_url", "api_key_env": "api_key_env", "max_connections": "max_connections",
-    "timeout": "timeout", "max_retries": "max_retries", "max_retry_after": "max_retry_after",
-    "engine_args": "vllm_args", "reasoning": "reasoning", "temperature": "temperature", "top_p": "top_p",
-    "max_tokens": "max_tokens", "threads": "threads", "batch": "batch", "answer_mode": "answer_mode",
+    "base_url": "base_url",
+    "api_key_env": "api_key_env",
+    "max_connections": "max_connections",
+    "timeout": "timeout",
+    "max_retries": "max_retries",
+    "max_retry_after": "max_retry_after",
+    "engine_args": "vllm_args",
+    "reasoning": "reasoning",
+    "temperature": "temperature",
+    "top_p": "top_p",
+    "max_tokens": "max_tokens",
+    "threads": "threads",
+    "batch": "batch",
+    "answer_mode": "answer_mode",
     "server": "server",
 }
 # What a judge or the simulator takes from the model unless it sets its own.
-INHERITED = ("base_url", "api_key_env", "max_connections", "timeout", "max_retries", "max_retry_after", "threads",
-             "engine_args", "server")
+INHERITED = (
+    "base_url",
+    "api_key_env",
+    "max_connections",
+    "timeout",
+    "max_retries",
+    "max_retry_after",
+    "threads",
+    "engine_args",
+    "server",
+)
 GENERATION = ("temperature", "top_p", "max_tokens", "seed")
 DEMO_ANSWER_MODE = "constrained"  # the embedded demo model and judge: see README "demo"
 
@@ -43,8 +63,11 @@ def flag_settings(opts: dict[str, Any], role: str = "model", given: set[str] | N
     """A role's settings from its flags (--base-url for the model, --judge-base-url, ...): every one, defaults
     included, or with `given` only those the user typed."""
     prefix = "" if role == "model" else f"{role}_"
-    names = {field: prefix + flag for field, flag in ROLE_FLAGS.items()
-             if prefix + flag in opts and (given is None or prefix + flag in given)}
+    names = {
+        field: prefix + flag
+        for field, flag in ROLE_FLAGS.items()
+        if prefix + flag in opts and (given is None or prefix + flag in given)
+    }
     settings = {field: opts[name] for field, name in names.items()}
     if "engine_args" in settings:  # BackendOptions parses the values
         settings["engine_args"] = split_key_values(settings["engine_args"], f"--{prefix.replace('_', '-')}vllm-arg")
@@ -104,8 +127,12 @@ def default_run_dir(model: str) -> Path:
 
 def role_from_settings(settings: dict[str, Any]) -> RoleConfig:
     generate = GenerateConfig(**{k: settings[k] for k in GENERATION if settings.get(k) is not None})
-    return RoleConfig(spec=settings["spec"], options=options_of(settings), generate=generate,
-                      answer_mode=settings.get("answer_mode") or "free")
+    return RoleConfig(
+        spec=settings["spec"],
+        options=options_of(settings),
+        generate=generate,
+        answer_mode=settings.get("answer_mode") or "free",
+    )
 
 
 def judge_seeds(text: str, panel: int) -> list[int]:
@@ -119,10 +146,12 @@ def judge_seeds(text: str, panel: int) -> list[int]:
     return seeds * panel if len(seeds) == 1 else seeds
 
 
-def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple[RoleConfig, list[RoleConfig],
-                                                                                 RoleConfig | None]:
+def resolve_roles(
+    opts: dict[str, Any], given: set[str], file: RunFile
+) -> tuple[RoleConfig, list[RoleConfig], RoleConfig | None]:
     """Model, judges and simulator: for each setting a flag the user typed, else the run file, else (for
     a judge's or the simulator's connection and engine settings) the model's, else the default."""
+
     def from_file(role: RoleSettings | None) -> dict[str, Any]:
         return role.model_dump(exclude_none=True) if role is not None else {}
 
@@ -133,8 +162,10 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
         click.echo(f"no --model given: using the embedded default {DEFAULT_MODEL} (SmolLM2-135M-Instruct on CPU)")
         if "answer_mode" not in given and not (file.model and file.model.answer_mode):
             model["answer_mode"] = DEMO_ANSWER_MODE
-            click.echo(f"  answering choice questions in {DEMO_ANSWER_MODE} mode (decoding limited to the allowed "
-                       "answers: a 135M model rarely follows the answer format); --answer-mode free for free text")
+            click.echo(
+                f"  answering choice questions in {DEMO_ANSWER_MODE} mode (decoding limited to the allowed "
+                "answers: a 135M model rarely follows the answer format); --answer-mode free for free text"
+            )
     inherited = {field: model[field] for field in INHERITED}
 
     judges: list[dict[str, Any]]
@@ -156,8 +187,11 @@ def resolve_roles(opts: dict[str, Any], given: set[str], file: RunFile) -> tuple
         simulator = {**inherited, **from_file(file.simulator), **flag_settings(opts, "simulator", given)}
         if "simulator" in given:
             simulator["spec"] = opts["simulator"]
-    return (role_from_settings(model), [role_from_settings(j) for j in judges],
-            role_from_settings(simulator) if simulator and simulator.get("spec") else None)
+    return (
+        role_from_settings(model),
+        [role_from_settings(j) for j in judges],
+        role_from_settings(simulator) if simulator and simulator.get("spec") else None,
+    )
 
 
 def read_run_file(opts: dict[str, Any]) -> RunFile:
@@ -230,8 +264,14 @@ def rich_progress(total: int, enabled: bool):
     errors = 0
     started = time.perf_counter()
     columns = [
-        TextColumn("[bold]samples"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+        TextColumn("[bold]samples"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         TextColumn("{task.fields[errors]}"),
     ]
     with Progress(*columns, disable=not enabled, transient=False) as progress:
@@ -283,7 +323,9 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
             m = metrics.get(name)
             has_value = m is not None and m["value"] is not None
             caption = f"  ({card['captions'][name]})" if name in card["captions"] else ""
-            click.echo(metric_line(m) + caption if m is not None and has_value else f"  {name:40} no data ({reasons[name]})")
+            click.echo(
+                metric_line(m) + caption if m is not None and has_value else f"  {name:40} no data ({reasons[name]})"
+            )
         if excluded := exclusion_line(card, metrics):
             click.echo(excluded)
         for row in result["tables"].get(CORRECTED_TABLE, []):
@@ -315,8 +357,9 @@ def run_one(config: RunConfig) -> None:
     from harness.report.summary import write_reports
     from harness.runner import run
 
-    judging = judging_settings(config.run_dir, config.judge_calibrations, config.panel_rule,
-                               [j.spec for j in config.judges])
+    judging = judging_settings(
+        config.run_dir, config.judge_calibrations, config.panel_rule, [j.spec for j in config.judges]
+    )
     click.echo(f"run directory: {config.run_dir}")
     outcome = run(config, lambda total: rich_progress(total, config.progress))
     save_judging(config.run_dir, judging)
@@ -326,15 +369,20 @@ def run_one(config: RunConfig) -> None:
         raise KeyboardInterrupt
     if outcome.errors:
         kinds = ", ".join(f"{k}: {v}" for k, v in sorted(outcome.errors_by_kind.items()))
-        click.echo(f"warning: {outcome.errors} samples ended in errors ({kinds}); "
-                   "re-run with --retry-errors to retry only those", err=True)
+        click.echo(
+            f"warning: {outcome.errors} samples ended in errors ({kinds}); "
+            "re-run with --retry-errors to retry only those",
+            err=True,
+        )
         click.echo(f"first error: {outcome.first_error}", err=True)
     print_summary(write_reports(config.run_dir), config.run_dir)
     for role in outcome.manifest.roles:
         if role.connections:
             c = role.connections
-            click.echo(f"{role.role} connections (auto): now {c['limit']}, lowest {c['lowest']}, highest "
-                       f"{c['highest']}; {c['decreases']} decreases on 429, {c['increases']} increases")
+            click.echo(
+                f"{role.role} connections (auto): now {c['limit']}, lowest {c['lowest']}, highest "
+                f"{c['highest']}; {c['decreases']} decreases on 429, {c['increases']} increases"
+            )
     if outcome.budget_stop:
         stop_for_budget(outcome.manifest.budget or {}, config.run_dir)
 
@@ -364,7 +412,10 @@ def stop_for_budget(budget: dict[str, Any], run_dir: Path) -> None:
     rest = budget.get("rest_usd")
     spent = budget.get("spent_usd") or 0.0
     rest_text = "unknown" if rest is None else f"about ${rest:.4f} (so --budget-usd {spent + rest:.4f} or more)"
-    click.echo(f"budget stop: spent ${spent:.4f} of ${budget.get('limit_usd', 0):g}; "
-               f"{budget.get('remaining')} samples left, which would cost {rest_text}; the run is resumable: "
-               f"re-run the same command with a larger --budget-usd (or none) to finish {run_dir}", err=True)
+    click.echo(
+        f"budget stop: spent ${spent:.4f} of ${budget.get('limit_usd', 0):g}; "
+        f"{budget.get('remaining')} samples left, which would cost {rest_text}; the run is resumable: "
+        f"re-run the same command with a larger --budget-usd (or none) to finish {run_dir}",
+        err=True,
+    )
     sys.exit(EXIT_BUDGET)

@@ -1,4 +1,5 @@
 """Run configuration: what the user asked for, validated once at the boundary."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -101,7 +102,8 @@ def check_judge_panel(judges: list[RoleConfig]) -> None:
             raise UserError(
                 f"judges {', '.join(map(str, numbers))} are the same model with the same settings "
                 f"({judges[numbers[0] - 1].spec}): they would share cached answers and agree by construction; "
-                "give each its own seed (--judge-seed 1,2,... or `seed:` per judge in the run file)")
+                "give each its own seed (--judge-seed 1,2,... or `seed:` per judge in the run file)"
+            )
 
 
 def split_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str, str]:
@@ -120,7 +122,9 @@ def parse_key_values(pairs: tuple[str, ...] | list[str], flag: str) -> dict[str,
     return {key: parse_scalar(value) for key, value in split_key_values(pairs, flag).items()}
 
 
-def split_task_options(options: dict[str, Any], tasks: list[str], accepted: dict[str, set[str]]) -> dict[str, dict[str, Any]]:
+def split_task_options(
+    options: dict[str, Any], tasks: list[str], accepted: dict[str, set[str]]
+) -> dict[str, dict[str, Any]]:
     """Route `-T task.key=v` to one task and `-T key=v` to every task that accepts `key`."""
     routed: dict[str, dict[str, Any]] = {t: {} for t in tasks}
     for key, value in options.items():

@@ -1,4 +1,5 @@
 """Per-sample context handed to tasks: model calls by role, recorded as exchanges."""
+
 from __future__ import annotations
 
 import asyncio
@@ -107,8 +108,11 @@ def check_answer(completion: Completion, reasoning_model: bool) -> None:
     if completion.text.strip() or completion.finish_reason == "content_filter":
         return
     if completion.finish_reason == "length":
-        raise NoAnswer("no final answer: the token limit was reached" +
-                       (" while the model was reasoning" if completion.reasoning else ""), completion)
+        raise NoAnswer(
+            "no final answer: the token limit was reached"
+            + (" while the model was reasoning" if completion.reasoning else ""),
+            completion,
+        )
     if reasoning_model or completion.reasoning:
         raise NoAnswer("empty answer after reasoning", completion)
 
@@ -211,7 +215,9 @@ class SampleContext:
         except BackendError as exc:
             exchange.error = str(exc)
             exchange.completion = Completion(
-                text="", model=client.backend.model, retries=exc.retries,
+                text="",
+                model=client.backend.model,
+                retries=exc.retries,
                 latency_s=time.perf_counter() - started,
             )
             raise GenerationFailed(f"{role} call '{purpose}' failed: {exc}") from exc

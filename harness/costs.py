@@ -1,5 +1,6 @@
 """Tokens and cost: the prices a user gives (prices.yaml), usage tallies read from a run's records, and USD
 from the two. There is no built-in price table: prices change, so they only come from the user."""
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,10 @@ def load_prices(path: Path) -> dict[str, Price]:
         except ValidationError as exc:
             problem = exc.errors()[0]
             where = ".".join(str(part) for part in problem["loc"])
-            raise UserError(f"{path}: model '{model}'{' field ' + repr(where) if where else ''}: "
-                            f"{problem['msg'].lower()} (expected input and output USD per million tokens)") from None
+            raise UserError(
+                f"{path}: model '{model}'{' field ' + repr(where) if where else ''}: "
+                f"{problem['msg'].lower()} (expected input and output USD per million tokens)"
+            ) from None
     return prices
 
 
@@ -107,8 +110,10 @@ class Tally:
     def cost(self, price: Price) -> float:
         """USD at `price`, batch requests at the batch discount."""
         batch = Usage(prompt_tokens=self.batch_prompt_tokens, completion_tokens=self.batch_completion_tokens)
-        regular = Usage(prompt_tokens=self.prompt_tokens - self.batch_prompt_tokens,
-                        completion_tokens=self.completion_tokens - self.batch_completion_tokens)
+        regular = Usage(
+            prompt_tokens=self.prompt_tokens - self.batch_prompt_tokens,
+            completion_tokens=self.completion_tokens - self.batch_completion_tokens,
+        )
         return usd(regular, price) + usd(batch, price, batch=True)
 
     def document(self, price: Price | None) -> dict[str, Any]:
@@ -147,8 +152,9 @@ def wall_seconds(records: Iterable[Record]) -> float:
     return total
 
 
-def usage_document(records: list[Record], specs: dict[str, str], prices: dict[str, Price] | None,
-                   rejudged: bool = False) -> dict[str, Any]:
+def usage_document(
+    records: list[Record], specs: dict[str, str], prices: dict[str, Price] | None, rejudged: bool = False
+) -> dict[str, Any]:
     """summary.json's `usage`: per role, per task (and its roles) and in total: requests, cache hits, tokens,
     request time, wall time and USD. `specs` maps role -> model spec; roles whose model has no price have
     cost_usd None and are listed in `unpriced` (the totals then leave them out)."""
@@ -174,11 +180,16 @@ def usage_document(records: list[Record], specs: dict[str, str], prices: dict[st
     unpriced = sorted(role for role, tally in roles.items() if tally.requests and price.get(role) is None)
     return {
         "prices": {specs[r]: p.model_dump() for r in sorted(roles) if (p := price.get(r)) and r in specs} or None,
-        "roles": {role: {"spec": specs.get(role, "?"), **tally.document(price.get(role))}
-                  for role, tally in sorted(roles.items())},
+        "roles": {
+            role: {"spec": specs.get(role, "?"), **tally.document(price.get(role))}
+            for role, tally in sorted(roles.items())
+        },
         "tasks": tasks,
-        "total": {**{k: v for k, v in total.document(None).items() if k != "cost_usd"},
-                  "wall_seconds": round(wall_seconds(records), 3), "cost_usd": priced_sum(roles, price)},
+        "total": {
+            **{k: v for k, v in total.document(None).items() if k != "cost_usd"},
+            "wall_seconds": round(wall_seconds(records), 3),
+            "cost_usd": priced_sum(roles, price),
+        },
         "unpriced": [f"{role} ({specs.get(role, '?')})" for role in unpriced],
     }
 
@@ -212,8 +223,9 @@ def rest_usd(records: list[Record], planned: dict[str, int], prices: dict[str, P
     records still to do (a task with none finished: the mean over all tasks); None when nothing is known."""
     cost: dict[str, list[float]] = {}
     for record in records:
-        spent = sum(completion_usd(ex.completion, prices.get(ex.role)) for ex in record.exchanges
-                    if ex.completion is not None)
+        spent = sum(
+            completion_usd(ex.completion, prices.get(ex.role)) for ex in record.exchanges if ex.completion is not None
+        )
         cost.setdefault(record.task, []).append(spent)
     every = [c for costs in cost.values() for c in costs]
     if not every:

@@ -1,4 +1,5 @@
 """Reading dataset files in their upstream formats, with errors that name file, row and field."""
+
 from __future__ import annotations
 
 import csv
@@ -117,7 +118,9 @@ def _parse_text(path: Path, text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def load_hub(dataset_id: str, *, config: str | None = None, split: str = "train", revision: str | None = None) -> list[dict[str, Any]]:
+def load_hub(
+    dataset_id: str, *, config: str | None = None, split: str = "train", revision: str | None = None
+) -> list[dict[str, Any]]:
     """Rows of a Hugging Face hub dataset (needs the `hub` extra and network access)."""
     try:
         import datasets

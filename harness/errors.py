@@ -1,4 +1,5 @@
 """The harness's exception types, in one module every layer may import."""
+
 from __future__ import annotations
 
 from typing import Any

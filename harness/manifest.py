@@ -1,4 +1,5 @@
 """Run provenance: what ran, on what data, with which models and settings (never secrets)."""
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -89,8 +90,9 @@ def git_commit() -> str | None:
     if tree is None:
         return None
     try:
-        out = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=tree, capture_output=True,
-                             text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=tree, capture_output=True, text=True, timeout=5
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     lines = out.stdout.split("\n")

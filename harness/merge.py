@@ -8,6 +8,7 @@ and repetition) and a manifest with the unsharded run's fingerprint, per-role ca
 over the shards, and the status the error-rate policy gives the union; its summary therefore equals that
 of the unsharded run.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -47,8 +48,9 @@ def read_shard(run_dir: Path) -> ShardRun:
         raise UserError(f"{run_dir}: not a shard (it was not run with --shard k/n)")
     shard = ShardRun(run_dir, parse_shard(text), manifest)
     if manifest.get("status") not in FINISHED:
-        raise UserError(f"{shard.name} has status '{manifest.get('status')}': re-run its command to finish it, "
-                        "then merge")
+        raise UserError(
+            f"{shard.name} has status '{manifest.get('status')}': re-run its command to finish it, then merge"
+        )
     return shard
 
 
@@ -60,19 +62,30 @@ def check_slices(shards: list[ShardRun]) -> None:
         if shard.shard.count != first.shard.count:
             raise UserError(f"{shard.name} is a slice of {shard.shard.count}, {first.name} of {first.shard.count}")
         if shard.shard.index in seen:
-            raise UserError(f"shard {shard.shard} is given twice: {seen[shard.shard.index].run_dir} and {shard.run_dir}")
+            raise UserError(
+                f"shard {shard.shard} is given twice: {seen[shard.shard.index].run_dir} and {shard.run_dir}"
+            )
         seen[shard.shard.index] = shard
     missing = [str(Shard(k, first.shard.count)) for k in range(1, first.shard.count + 1) if k not in seen]
     if missing:
-        raise UserError(f"shard {', '.join(missing)} is missing (given: {', '.join(str(k) for k in sorted(seen))} "
-                        f"of {first.shard.count})")
+        raise UserError(
+            f"shard {', '.join(missing)} is missing (given: {', '.join(str(k) for k in sorted(seen))} "
+            f"of {first.shard.count})"
+        )
 
 
 def run_identity(manifest: dict[str, Any]) -> dict[str, Any]:
     """What shards of one run share: fingerprint without the slice, limit, and each task's options and data."""
     fingerprint = {k: v for k, v in manifest.get("fingerprint", {}).items() if k != "shard"}
-    tasks = {t["name"]: {"options": t.get("options"), "protocol": t.get("protocol"), "templates": t.get("templates"),
-                         "data": t.get("dataset", {}).get("content_hash")} for t in manifest.get("tasks", [])}
+    tasks = {
+        t["name"]: {
+            "options": t.get("options"),
+            "protocol": t.get("protocol"),
+            "templates": t.get("templates"),
+            "data": t.get("dataset", {}).get("content_hash"),
+        }
+        for t in manifest.get("tasks", [])
+    }
     return {"fingerprint": fingerprint, "limit": manifest.get("limit"), "tasks": tasks}
 
 
@@ -89,8 +102,9 @@ def check_same_run(shards: list[ShardRun]) -> None:
         other = flatten(run_identity(shard.manifest))
         differing = sorted(k.rstrip(".") for k in set(first) | set(other) if first.get(k) != other.get(k))
         if differing:
-            raise UserError(f"{shard.name} is not a slice of the same run as {shards[0].name}: "
-                            f"{', '.join(differing)} differ")
+            raise UserError(
+                f"{shard.name} is not a slice of the same run as {shards[0].name}: {', '.join(differing)} differ"
+            )
 
 
 def shard_records(shard: ShardRun) -> list[Record]:
@@ -98,8 +112,10 @@ def shard_records(shard: ShardRun) -> list[Record]:
     records = RunStore(shard.run_dir).load_records()
     for record in records:
         if not shard.shard.holds(record.task, record.sample_id):
-            raise UserError(f"{shard.name} holds sample {record.task}/{record.sample_id}, which belongs to another "
-                            "shard: its records overlap another shard's")
+            raise UserError(
+                f"{shard.name} holds sample {record.task}/{record.sample_id}, which belongs to another "
+                "shard: its records overlap another shard's"
+            )
     return records
 
 
@@ -117,10 +133,14 @@ def merged_manifest(shards: list[ShardRun]) -> dict[str, Any]:
     manifests = [s.manifest for s in shards]
     merged = dict(manifests[0])
     merged["fingerprint"] = run_identity(manifests[0])["fingerprint"]
-    merged["tasks"] = [summed([next(t for t in m["tasks"] if t["name"] == task["name"]) for m in manifests])
-                       for task in manifests[0].get("tasks", [])]
-    merged["roles"] = [summed([next(r for r in m["roles"] if r["role"] == role["role"]) for m in manifests])
-                       for role in manifests[0].get("roles", [])]
+    merged["tasks"] = [
+        summed([next(t for t in m["tasks"] if t["name"] == task["name"]) for m in manifests])
+        for task in manifests[0].get("tasks", [])
+    ]
+    merged["roles"] = [
+        summed([next(r for r in m["roles"] if r["role"] == role["role"]) for m in manifests])
+        for role in manifests[0].get("roles", [])
+    ]
     counts: Counter[str] = Counter()
     for manifest in manifests:
         counts.update(manifest.get("counts", {}))

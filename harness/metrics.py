@@ -6,6 +6,7 @@ the 95% interval is over samples: Wilson on the per-sample shares for rates, a p
 per-sample means otherwise. Repeating a sample therefore never narrows an interval by itself: a model that
 answers every repetition alike gets the interval it would get with one repetition.
 """
+
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
@@ -79,14 +80,28 @@ def consistency_row(name: str, values: Mapping[Key, Hashable]) -> dict | None:
     repeated, agreeing = repeat_consistency(values)
     if not repeated:
         return None
-    return {"metric": name, "samples": len({sample_id for sample_id, _ in values}), "records": len(values),
-            "repeated_samples": repeated, "repetitions_agree_%": round(100.0 * agreeing / repeated, 1)}
+    return {
+        "metric": name,
+        "samples": len({sample_id for sample_id, _ in values}),
+        "records": len(values),
+        "repeated_samples": repeated,
+        "repetitions_agree_%": round(100.0 * agreeing / repeated, 1),
+    }
 
 
 def consistency_rows(metrics: Sequence[Metric]) -> list[dict]:
     """Rows of CONSISTENCY_TABLE for the metrics that had repeated samples."""
-    return [{"metric": m.name, "samples": m.n, "records": m.records, "repeated_samples": m.repeated,
-             "repetitions_agree_%": round(m.consistency, 1)} for m in metrics if m.consistency is not None]
+    return [
+        {
+            "metric": m.name,
+            "samples": m.n,
+            "records": m.records,
+            "repeated_samples": m.repeated,
+            "repetitions_agree_%": round(m.consistency, 1),
+        }
+        for m in metrics
+        if m.consistency is not None
+    ]
 
 
 def summarise(spec: MetricSpec, values: Mapping[Key, float]) -> Metric:
@@ -100,18 +115,34 @@ def summarise(spec: MetricSpec, values: Mapping[Key, float]) -> Metric:
     else:
         low, high = bootstrap_ci(means, mean)
     repeated, agreeing = repeat_consistency(values)
-    return Metric(name=spec.name, value=mean(means) if means else None, ci_low=low, ci_high=high, n=n,
-                  records=len(values), repeated=repeated or None,
-                  consistency=percent(agreeing / repeated) if repeated else None,
-                  direction=spec.direction, unit=spec.unit, note=spec.note)
+    return Metric(
+        name=spec.name,
+        value=mean(means) if means else None,
+        ci_low=low,
+        ci_high=high,
+        n=n,
+        records=len(values),
+        repeated=repeated or None,
+        consistency=percent(agreeing / repeated) if repeated else None,
+        direction=spec.direction,
+        unit=spec.unit,
+        note=spec.note,
+    )
 
 
 def rate_metric(name: str, hits: int, n: int, *, direction: Direction, note: str | None = None) -> Metric:
     """100 x hits / n in percent with a Wilson 95% interval, for n independent units (never repetitions of
     one sample: those go through `summarise`); value None when n == 0."""
     low, high = wilson(hits, n)
-    return Metric(name=name, value=percent(hits / n) if n else None, ci_low=percent(low), ci_high=percent(high),
-                  n=n, direction=direction, note=note)
+    return Metric(
+        name=name,
+        value=percent(hits / n) if n else None,
+        ci_low=percent(low),
+        ci_high=percent(high),
+        n=n,
+        direction=direction,
+        note=note,
+    )
 
 
 def ci_text(low: float | None, high: float | None, digits: int = 1) -> str:

@@ -6,6 +6,7 @@ fresh scores and judge exchanges, a manifest whose `source_run` names the source
 Records that failed during generation are copied as they are. Re-judging with the same judges hits
 the response cache and reproduces the source's metrics exactly.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -34,8 +35,15 @@ def default_rejudge_dir(source: Path) -> Path:
     return source.parent / f"{source.name}_rejudge-{stamp}"
 
 
-def rejudge_config(source: Path, manifest: dict[str, Any], judges: list[RoleConfig], refusal_scorer: str | None,
-                   run_dir: Path, cache_path: Path | None, max_samples: int) -> RunConfig:
+def rejudge_config(
+    source: Path,
+    manifest: dict[str, Any],
+    judges: list[RoleConfig],
+    refusal_scorer: str | None,
+    run_dir: Path,
+    cache_path: Path | None,
+    max_samples: int,
+) -> RunConfig:
     """The source run's settings with new judges (and optionally another refusal scorer)."""
     fp = manifest.get("fingerprint") or {}
     if "model" not in fp:
@@ -59,8 +67,9 @@ def rejudge_config(source: Path, manifest: dict[str, Any], judges: list[RoleConf
     )
 
 
-def plan_rejudge(manifest: dict[str, Any], records: list[Record], done: dict[tuple[str, str, int], str | None]
-                 ) -> tuple[list[WorkItem], list[Record], list[TaskManifest]]:
+def plan_rejudge(
+    manifest: dict[str, Any], records: list[Record], done: dict[tuple[str, str, int], str | None]
+) -> tuple[list[WorkItem], list[Record], list[TaskManifest]]:
     """Items to re-score, records to copy unchanged (generation failures) and the task manifests.
 
     `done` maps the new run's finished records to their error kind (None: succeeded). Reloads each task's
@@ -110,20 +119,29 @@ def rejudge(source: Path, config: RunConfig, source_manifest: dict[str, Any]) ->
     cache = ResponseCache(config.cache_path) if config.cache_path else None
     roles = build_judge_roles(config.judges, cache)
     kept_roles = [
-        RoleManifest.model_validate({**r, "calls": 0, "cache_hits": 0, "retries": 0, "prompt_tokens": 0,
-                                     "completion_tokens": 0})
-        for r in source_manifest.get("roles", []) if not is_judge_role(r["role"])
+        RoleManifest.model_validate(
+            {**r, "calls": 0, "cache_hits": 0, "retries": 0, "prompt_tokens": 0, "completion_tokens": 0}
+        )
+        for r in source_manifest.get("roles", [])
+        if not is_judge_role(r["role"])
     ]
     manifest = RunManifest(
-        git_commit=git_commit(), command=command_line(), fingerprint=fingerprint, tasks=task_manifests,
-        roles=kept_roles, seed=config.seed, repeats=config.repeats, limit=config.limit,
+        git_commit=git_commit(),
+        command=command_line(),
+        fingerprint=fingerprint,
+        tasks=task_manifests,
+        roles=kept_roles,
+        seed=config.seed,
+        repeats=config.repeats,
+        limit=config.limit,
         source_run=str(source.resolve()),
     )
     for record in copies:
         store.append(record)
     silent = lambda total: contextlib.nullcontext(lambda record: None)  # noqa: E731
-    outcome = asyncio.run(execute(items, roles, store, config, manifest, cache, silent,
-                                  {"copied_generation_errors": len(copies)}))
+    outcome = asyncio.run(
+        execute(items, roles, store, config, manifest, cache, silent, {"copied_generation_errors": len(copies)})
+    )
     if outcome.interrupted:
         raise KeyboardInterrupt
     new = load_run(config.run_dir)
@@ -156,9 +174,14 @@ def compute_drift(old: LoadedRun, new: LoadedRun) -> dict[str, Any]:
             pair[0].append(before.label)
             pair[1].append(after.label)
     agreement = [
-        {"task": task, "score": name, "n": len(a),
-         "agreement_%": 100 * sum(x == y for x, y in zip(a, b)) / len(a), "kappa": cohen_kappa(a, b),
-         "kappa_note": kappa_undefined(a, b)}
+        {
+            "task": task,
+            "score": name,
+            "n": len(a),
+            "agreement_%": 100 * sum(x == y for x, y in zip(a, b)) / len(a),
+            "kappa": cohen_kappa(a, b),
+            "kappa_note": kappa_undefined(a, b),
+        }
         for (task, name), (a, b) in sorted(labels.items())
     ]
     return {"source_run": str(old.run_dir), "run": str(new.run_dir), "metrics": metrics, "label_agreement": agreement}
@@ -166,15 +189,18 @@ def compute_drift(old: LoadedRun, new: LoadedRun) -> dict[str, Any]:
 
 def format_drift(drift: dict[str, Any]) -> str:
     """The drift table printed by `harness rejudge`."""
+
     def num(value: float | None, sign: bool = False) -> str:
         return "n/a" if value is None else (f"{value:+.2f}" if sign else f"{value:.2f}")
 
-    lines = [f"drift: {drift['source_run']} -> {drift['run']}",
-             f"{'metric':40} {'old':>9} {'new':>9} {'delta':>9}"]
-    lines += [f"{m['metric']:40} {num(m['old']):>9} {num(m['new']):>9} {num(m['delta'], True):>9}"
-              for m in drift["metrics"]]
+    lines = [f"drift: {drift['source_run']} -> {drift['run']}", f"{'metric':40} {'old':>9} {'new':>9} {'delta':>9}"]
+    lines += [
+        f"{m['metric']:40} {num(m['old']):>9} {num(m['new']):>9} {num(m['delta'], True):>9}" for m in drift["metrics"]
+    ]
     lines += ["", "old vs new labels", f"{'task / score':40} {'n':>5} {'agree %':>9} {'kappa':>9}"]
-    lines += [f"{a['task'] + ' / ' + a['score']:40} {a['n']:>5} {a['agreement_%']:>9.1f} {num(a['kappa']):>9}"
-              + (f"  ({a['kappa_note']})" if a.get("kappa_note") else "")
-              for a in drift["label_agreement"]]
+    lines += [
+        f"{a['task'] + ' / ' + a['score']:40} {a['n']:>5} {a['agreement_%']:>9.1f} {num(a['kappa']):>9}"
+        + (f"  ({a['kappa_note']})" if a.get("kappa_note") else "")
+        for a in drift["label_agreement"]
+    ]
     return "\n".join(lines)

@@ -1,4 +1,5 @@
 """The run file of `harness run --config eval.yaml`: every option of `run` in YAML, validated once."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -99,8 +100,9 @@ class RunFile(BaseModel):
     @model_validator(mode="after")
     def _one_model_key(self) -> RunFile:
         if self.models is not None and self.model is not None and self.model.spec is not None:
-            raise ValueError("key 'models' lists the models of a sweep: 'model' may hold their shared settings, "
-                             "not a spec")
+            raise ValueError(
+                "key 'models' lists the models of a sweep: 'model' may hold their shared settings, not a spec"
+            )
         return self
 
     @field_validator("tasks", mode="before")

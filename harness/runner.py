@@ -1,4 +1,5 @@
 """Plans a run, drives generation and scoring with bounded concurrency, and resumes."""
+
 from __future__ import annotations
 
 import asyncio
@@ -49,21 +50,29 @@ class RunOutcome:
     first_error: str | None = None  # "task/sample: message" of this session's first errored record
 
 
-def build_role(role: str, cfg: RoleConfig, cache: ResponseCache | None, defaults: dict | None = None,
-               resources: BackendResources | None = None) -> RoleClient:
+def build_role(
+    role: str,
+    cfg: RoleConfig,
+    cache: ResponseCache | None,
+    defaults: dict | None = None,
+    resources: BackendResources | None = None,
+) -> RoleClient:
     """Create the backend for one role and wrap it with cache, limits and accounting."""
     backend = create_backend(cfg.spec, cfg.options, resources)
     if cfg.answer_mode not in backend.answer_modes:
-        raise UserError(f"{cfg.spec} ({role}) cannot answer choice questions in {cfg.answer_mode} mode; it supports "
-                        f"{', '.join(sorted(backend.answer_modes))} (local/, vllm/ and openai/ models support all)")
+        raise UserError(
+            f"{cfg.spec} ({role}) cannot answer choice questions in {cfg.answer_mode} mode; it supports "
+            f"{', '.join(sorted(backend.answer_modes))} (local/, vllm/ and openai/ models support all)"
+        )
     generate = cfg.generate
     if defaults:
         generate = generate.model_validate({**defaults, **cfg.generate.model_dump(exclude_none=True)})
     return RoleClient(role, backend, generate, cache, cfg.answer_mode)
 
 
-def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None,
-                      resources: BackendResources | None = None) -> dict[str, RoleClient]:
+def build_judge_roles(
+    judges: list[RoleConfig], cache: ResponseCache | None, resources: BackendResources | None = None
+) -> dict[str, RoleClient]:
     """Roles judge, judge2, ... (one per --judge model); they share the cache namespace 'judge'."""
     check_judge_panel(judges)
     return {
@@ -74,8 +83,10 @@ def build_judge_roles(judges: list[RoleConfig], cache: ResponseCache | None,
 
 def build_roles(config: RunConfig, cache: ResponseCache | None, resources: BackendResources) -> dict[str, RoleClient]:
     """Every role of the run; backends that name the same endpoint or model share `resources`."""
-    roles = {"model": build_role("model", config.model, cache, resources=resources),
-             **build_judge_roles(config.judges, cache, resources)}
+    roles = {
+        "model": build_role("model", config.model, cache, resources=resources),
+        **build_judge_roles(config.judges, cache, resources),
+    }
     if config.simulator is not None:
         roles["simulator"] = build_role("simulator", config.simulator, cache, resources=resources)
     return roles
@@ -136,9 +147,20 @@ def load_tasks(config: RunConfig) -> list[tuple[Task, list[Sample], TaskManifest
             samples = samples[: config.limit]
         if config.shard is not None:
             samples = [s for s in samples if config.shard.holds(name, s.id)]
-        loaded.append((task, samples, TaskManifest(name=name, options=options, protocol=task.protocol, dataset=info,
-                                                    generate=task.generate_config.model_dump(exclude_none=True),
-                                                    templates=task.templates())))
+        loaded.append(
+            (
+                task,
+                samples,
+                TaskManifest(
+                    name=name,
+                    options=options,
+                    protocol=task.protocol,
+                    dataset=info,
+                    generate=task.generate_config.model_dump(exclude_none=True),
+                    templates=task.templates(),
+                ),
+            )
+        )
     return loaded
 
 
@@ -177,9 +199,17 @@ async def evaluate(item: WorkItem, roles: dict[str, RoleClient], seed: int, refu
     """
     task, sample = item.task, item.sample
     kept = response_exchanges(item.previous) if item.previous is not None else None
-    ctx = SampleContext(task.name, sample.id, item.repetition, roles, seed=seed, exchanges=kept,
-                        refusal_scorer=refusal_scorer, task_config=task.generate_config,
-                        reuse=item.retry_of.exchanges if item.retry_of is not None else None)
+    ctx = SampleContext(
+        task.name,
+        sample.id,
+        item.repetition,
+        roles,
+        seed=seed,
+        exchanges=kept,
+        refusal_scorer=refusal_scorer,
+        task_config=task.generate_config,
+        reuse=item.retry_of.exchanges if item.retry_of is not None else None,
+    )
     record = Record(
         task=task.name,
         sample_id=sample.id,
@@ -270,8 +300,9 @@ def role_manifests(roles: dict[str, RoleClient]) -> list[RoleManifest]:
             prompt_tokens=client.usage.prompt_tokens,
             completion_tokens=client.usage.completion_tokens,
             answer_mode=client.answer_mode,
-            answer_forms={mode: form for mode, form in client.backend.answer_forms().items()
-                          if mode == client.answer_mode},
+            answer_forms={
+                mode: form for mode, form in client.backend.answer_forms().items() if mode == client.answer_mode
+            },
         )
         for name, client in roles.items()
     ]
@@ -300,6 +331,7 @@ async def execute(
     loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
 
     with progress_factory(len(items)) as advance:
+
         def on_record(record: Record) -> None:
             outcome.finished += 1
             if record.error:
@@ -385,8 +417,9 @@ async def _run(config: RunConfig, progress_factory) -> RunOutcome:
         limit=config.limit,
     )
     try:
-        outcome = await execute(items, roles, store, config, manifest, cache, progress_factory,
-                                {"skipped_finished": skipped})
+        outcome = await execute(
+            items, roles, store, config, manifest, cache, progress_factory, {"skipped_finished": skipped}
+        )
     finally:
         await resources.aclose()
     outcome.skipped = skipped
@@ -403,27 +436,38 @@ def attach_budget(config: RunConfig, roles: dict[str, RoleClient], store: RunSto
     """Share one Budget (counting what earlier sessions of the run spent) among the roles; an API role
     without a price is an error, since its spend could not be counted."""
     prices = role_prices(config, roles)
-    unpriced = [f"{name} ({roles[name].backend.spec})" for name, price in prices.items()
-                if price is None and roles[name].backend.kind == "openai"]
+    unpriced = [
+        f"{name} ({roles[name].backend.spec})"
+        for name, price in prices.items()
+        if price is None and roles[name].backend.kind == "openai"
+    ]
     if unpriced:
-        raise UserError(f"--budget-usd needs a price for every API model: none for {', '.join(unpriced)}; "
-                        "add it to the --prices file (model: {input: USD, output: USD} per million tokens)")
+        raise UserError(
+            f"--budget-usd needs a price for every API model: none for {', '.join(unpriced)}; "
+            "add it to the --prices file (model: {input: USD, output: USD} per million tokens)"
+        )
     budget = Budget.for_run(config.budget_usd or 0.0, prices, store.load_records())
     for client in roles.values():
         client.budget = budget
 
 
-def record_budget_stop(config: RunConfig, roles: dict[str, RoleClient], store: RunStore,
-                       manifest: RunManifest) -> None:
+def record_budget_stop(config: RunConfig, roles: dict[str, RoleClient], store: RunStore, manifest: RunManifest) -> None:
     """Note in the manifest what was spent and what the unfinished samples would cost."""
     records = store.load_records()
     planned = {t.name: t.planned for t in manifest.tasks}
     prices = role_prices(config, roles)
-    spent = sum(completion_usd(ex.completion, prices.get(ex.role)) for r in records for ex in r.exchanges
-                if ex.completion is not None)
-    manifest.budget = {"limit_usd": config.budget_usd, "spent_usd": round(spent, 8),
-                       "rest_usd": rest_usd(records, planned, prices),
-                       "remaining": sum(planned.values()) - len(records)}
+    spent = sum(
+        completion_usd(ex.completion, prices.get(ex.role))
+        for r in records
+        for ex in r.exchanges
+        if ex.completion is not None
+    )
+    manifest.budget = {
+        "limit_usd": config.budget_usd,
+        "spent_usd": round(spent, 8),
+        "rest_usd": rest_usd(records, planned, prices),
+        "remaining": sum(planned.values()) - len(records),
+    }
     write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
 
 

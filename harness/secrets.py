@@ -1,4 +1,5 @@
 """Keep credentials out of messages, logs and reports."""
+
 from __future__ import annotations
 
 import os

@@ -4,6 +4,7 @@ The slice of a sample depends only on its task and id (a stable hash), never on 
 on `--limit`: `--limit` picks the first N samples of each task, then the shard keeps its slice of those,
 so shards 1/n ... n/n together hold exactly the samples of the unsharded run (harness merge joins them).
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -1,4 +1,5 @@
 """Interval estimates and agreement statistics used by every task (pure Python, no heavy imports)."""
+
 from __future__ import annotations
 
 import math
@@ -59,8 +60,10 @@ def _bootstrap_means(items: Sequence[float], n_resamples: int, seed: int) -> lis
     n = len(data)
     rng = np.random.default_rng(seed)
     chunk = max(1, 4_000_000 // n)
-    means = [data[rng.integers(0, n, size=(min(chunk, n_resamples - start), n))].mean(axis=1)
-             for start in range(0, n_resamples, chunk)]
+    means = [
+        data[rng.integers(0, n, size=(min(chunk, n_resamples - start), n))].mean(axis=1)
+        for start in range(0, n_resamples, chunk)
+    ]
     return sorted(np.concatenate(means).tolist())
 
 
@@ -107,10 +110,7 @@ def fleiss_kappa(ratings: Sequence[Sequence[Hashable]]) -> float | None:
     n = len(items)
     totals = Counter(label for r in items for label in r)
     p_e = sum((totals[c] / (n * m)) ** 2 for c in categories)
-    p_i = [
-        (sum(v * v for v in Counter(r).values()) - m) / (m * (m - 1))
-        for r in items
-    ]
+    p_i = [(sum(v * v for v in Counter(r).values()) - m) / (m * (m - 1)) for r in items]
     p_bar = sum(p_i) / n
     if p_e == 1.0:
         return None

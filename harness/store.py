@@ -1,4 +1,5 @@
 """The run directory: manifest, append-only records, atomic writes of derived files."""
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,10 @@ def os_reason(exc: OSError) -> str:
 def cannot_write(path: Path, exc: OSError) -> UserError:
     """The user-facing error for a file the run cannot create or write (read-only folder, a file where a
     folder should be, full disk)."""
-    return UserError(f"{path}: cannot write ({os_reason(exc)}); choose a writable location "
-                     "(e.g. another --run-dir) or free some space")
+    return UserError(
+        f"{path}: cannot write ({os_reason(exc)}); choose a writable location "
+        "(e.g. another --run-dir) or free some space"
+    )
 
 
 @contextlib.contextmanager

@@ -7,6 +7,7 @@ command resumes each run (a finished one does no work), and adding a model or a 
 directories. A failing run does not stop the others; the exit code is the worst run's (0 all complete,
 1 a run failed, 2 a user error in some run). Ctrl-C stops the sweep (130), keeping finished records.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,9 +44,19 @@ def model_configs(opts: dict[str, Any], given: set[str], file: RunFile) -> list[
     if file.models is None:
         return [build_config(opts, given, file)]
     shared = file.model.model_dump(exclude_none=True) if file.model else {}
-    return [build_config(opts, given, file.model_copy(update={
-        "model": RoleSettings.model_validate({**shared, **entry.model_dump(exclude_none=True)}), "models": None,
-    })) for entry in file.models]
+    return [
+        build_config(
+            opts,
+            given,
+            file.model_copy(
+                update={
+                    "model": RoleSettings.model_validate({**shared, **entry.model_dump(exclude_none=True)}),
+                    "models": None,
+                }
+            ),
+        )
+        for entry in file.models
+    ]
 
 
 def plan_sweep(opts: dict[str, Any], given: set[str], file: RunFile, root: Path) -> list[RunConfig]:
@@ -63,12 +74,15 @@ def plan_sweep(opts: dict[str, Any], given: set[str], file: RunFile, root: Path)
             raise UserError(f"sweep: model {spec} {same}; list each model once, under distinct names")
         slugs[slug] = spec
     return [
-        config.model_copy(update={
-            "tasks": [task],
-            "task_options": {k: v for k, v in config.task_options.items() if k == task},
-            "run_dir": root / model_slug(config.model.spec) / task,
-        })
-        for config in configs for task in config.tasks
+        config.model_copy(
+            update={
+                "tasks": [task],
+                "task_options": {k: v for k, v in config.task_options.items() if k == task},
+                "run_dir": root / model_slug(config.model.spec) / task,
+            }
+        )
+        for config in configs
+        for task in config.tasks
     ]
 
 
@@ -100,8 +114,10 @@ def run_sweep(opts: dict[str, Any], given: set[str], file: RunFile) -> int:
     root = sweep_dir(opts, given, file)
     runs = plan_sweep(opts, given, file, root)
     models = len({config.model.spec for config in runs})
-    click.echo(f"sweep directory: {root} ({models} models, {len(runs)} runs); "
-               f"re-run with --sweep-dir {root} to resume or extend it")
+    click.echo(
+        f"sweep directory: {root} ({models} models, {len(runs)} runs); "
+        f"re-run with --sweep-dir {root} to resume or extend it"
+    )
     outcomes = []
     for number, config in enumerate(runs, start=1):
         click.echo(click.style(f"[{number}/{len(runs)}] {config.model.spec} on {config.tasks[0]}", bold=True))

@@ -1,4 +1,5 @@
 """The task plugin contract: load samples, solve each with model calls, score, aggregate."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -78,9 +79,7 @@ class Task:
         try:
             self.options = self.Options(**(options or {}))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-            )
+            problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
             allowed = ", ".join(self.Options.model_fields)
             raise UserError(f"task {self.name}: bad -T option ({problems}); allowed keys: {allowed}") from None
 

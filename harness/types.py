@@ -1,4 +1,5 @@
 """Core data types passed between tasks, backends, scorers and the run store."""
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,12 @@ class Choice(BaseModel):
             answer["enum"] = list(self.options)
         else:
             answer["pattern"] = f"^(?:{self.regex})$"
-        return {"type": "object", "properties": {"answer": answer}, "required": ["answer"],
-                "additionalProperties": False}
+        return {
+            "type": "object",
+            "properties": {"answer": answer},
+            "required": ["answer"],
+            "additionalProperties": False,
+        }
 
 
 class Request(BaseModel):
@@ -200,7 +205,9 @@ class Record(BaseModel):
     scores: dict[str, Score] = Field(default_factory=dict)
     metadata: dict[str, Any] = Field(default_factory=dict)
     error: str | None = None
-    error_kind: str | None = None  # "generation" (model call), "truncated" (no final answer), "judge", "simulator", "scoring" or "task"
+    error_kind: str | None = (
+        None  # "generation" (model call), "truncated" (no final answer), "judge", "simulator", "scoring" or "task"
+    )
     started_at: float = 0.0
     finished_at: float = 0.0
 

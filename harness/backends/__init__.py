@@ -21,8 +21,9 @@ def parse_model_spec(spec: str) -> tuple[str, str]:
     return kind, name
 
 
-def create_backend(spec: str, options: BackendOptions | None = None,
-                   resources: BackendResources | None = None) -> Backend:
+def create_backend(
+    spec: str, options: BackendOptions | None = None, resources: BackendResources | None = None
+) -> Backend:
     """Instantiate the backend for a model spec such as 'openai/gpt-4o-mini'; with `resources` it shares
     the run's clients and engines."""
     kind, name = parse_model_spec(spec)

@@ -1,6 +1,7 @@
 """`--max-connections auto`: a concurrency limit that follows the server (additive increase, multiplicative
 decrease, as TCP does): halved when the server answers 429, one higher after a full limit's worth of
 successes in a row."""
+
 from __future__ import annotations
 
 import asyncio
@@ -74,5 +75,10 @@ class AdaptiveLimit:
 
     def report(self) -> dict[str, Any]:
         """The limit now and how it moved (for the manifest and the end-of-run line)."""
-        return {"limit": self.limit, "lowest": self.lowest, "highest": self.highest,
-                "decreases": self.decreases, "increases": self.increases}
+        return {
+            "limit": self.limit,
+            "lowest": self.lowest,
+            "highest": self.highest,
+            "decreases": self.decreases,
+            "increases": self.increases,
+        }

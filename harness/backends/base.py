@@ -1,4 +1,5 @@
 """The one async interface every generation backend implements."""
+
 from __future__ import annotations
 
 import abc
@@ -15,6 +16,7 @@ from harness.types import Completion, Request
 T = TypeVar("T")
 DEFAULT_MAX_RETRY_AFTER_S = 600.0
 _THINK = re.compile(r"^\s*(?P<open><think>)?(?P<reasoning>.*?)</think>(?P<answer>.*)$", re.S)
+
 
 def parse_scalar(value: Any) -> Any:
     """Command-line text such as '2', '0.9', 'true' or '{"level": 3}' -> Python value; other text stays."""
@@ -58,7 +60,7 @@ def split_reasoning(text: str, reasoning_model: bool = False) -> tuple[str, str 
     if match and (match["open"] or reasoning_model):
         return match["answer"].strip(), match["reasoning"].strip()
     if text.lstrip().startswith("<think>"):
-        return "", text.lstrip()[len("<think>"):].strip()
+        return "", text.lstrip()[len("<think>") :].strip()
     return text, None
 
 

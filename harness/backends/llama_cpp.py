@@ -1,4 +1,5 @@
 """CPU inference on GGUF models through llama-cpp-python (`local/smollm2`, `local/<path.gguf>`)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -25,8 +26,9 @@ ALIASES: dict[str, tuple[str, str]] = {
 DEFAULT_N_CTX = 4096
 DEFAULT_MAX_TOKENS = 256
 # Llama() arguments that change speed or memory but not outputs; left out of the cache identity.
-PERFORMANCE_ARGS = frozenset({"n_threads", "n_threads_batch", "n_batch", "n_ubatch", "use_mmap", "use_mlock",
-                              "verbose"})
+PERFORMANCE_ARGS = frozenset(
+    {"n_threads", "n_threads_batch", "n_batch", "n_ubatch", "use_mmap", "use_mlock", "verbose"}
+)
 HEAD_BYTES = 1 << 20
 LOAD_SEED = 1  # unseeded calls draw their seeds from a chain that starts here
 T = TypeVar("T")
@@ -126,20 +128,33 @@ class LlamaCppBackend(Backend):
             with self.path.open("rb") as f:
                 head = hashlib.sha256(f.read(HEAD_BYTES)).hexdigest()[:16]
             args = {k: v for k, v in sorted(self.engine_args.items()) if k not in PERFORMANCE_ARGS}
-            self._identity = {"kind": self.kind, "file": self.path.name, "size": self.path.stat().st_size,
-                              "head_sha256": head, "engine_args": args}
+            self._identity = {
+                "kind": self.kind,
+                "file": self.path.name,
+                "size": self.path.stat().st_size,
+                "head_sha256": head,
+                "engine_args": args,
+            }
         return self._identity
 
     def max_in_flight(self) -> int | None:
         return 1
 
     def answer_forms(self) -> dict[str, str]:
-        return {"constrained": "gbnf grammar (from the JSON schema for structured verdicts)", "logprob": "full continuation (sum of the option's token logprobs)"}
+        return {
+            "constrained": "gbnf grammar (from the JSON schema for structured verdicts)",
+            "logprob": "full continuation (sum of the option's token logprobs)",
+        }
 
     def _engine(self) -> SharedEngine:
         """The run's engine for this file and these load arguments."""
-        load_args = {"n_ctx": DEFAULT_N_CTX, "seed": LOAD_SEED, "verbose": False,
-                     "n_threads": self.options.threads or os.cpu_count(), **self.engine_args}
+        load_args = {
+            "n_ctx": DEFAULT_N_CTX,
+            "seed": LOAD_SEED,
+            "verbose": False,
+            "n_threads": self.options.threads or os.cpu_count(),
+            **self.engine_args,
+        }
         key = ("llama.cpp", str(self.path), tuple(sorted((k, repr(v)) for k, v in load_args.items())))
         return self.resources.shared(key, lambda: SharedEngine(self.path, load_args), SharedEngine.aclose)
 
@@ -147,8 +162,7 @@ class LlamaCppBackend(Backend):
         mode = scored_mode(request)
         if mode == "logprob":
             (logprobs, prompt_tokens), seconds = await self._engine().run(_score_options, request)
-            return scored_completion(logprobs, self.model, latency_s=seconds,
-                                     usage=Usage(prompt_tokens=prompt_tokens))
+            return scored_completion(logprobs, self.model, latency_s=seconds, usage=Usage(prompt_tokens=prompt_tokens))
         response, seconds = await self._engine().run(_complete, request)
         choice = response["choices"][0]
         usage = response.get("usage") or {}
@@ -157,8 +171,9 @@ class LlamaCppBackend(Backend):
             text=answer,
             reasoning=reasoning,
             model=self.model,
-            usage=Usage(prompt_tokens=usage.get("prompt_tokens", 0),
-                        completion_tokens=usage.get("completion_tokens", 0)),
+            usage=Usage(
+                prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0)
+            ),
             latency_s=seconds,
             finish_reason=choice.get("finish_reason"),
             answer_mode=mode,
@@ -175,8 +190,11 @@ def _complete(llm: Any, request: Request) -> tuple[dict[str, Any], float]:
             import llama_cpp
 
             schema = request.choice.schema_
-            kwargs["grammar"] = (llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False) if schema
-                                 else llama_cpp.LlamaGrammar.from_string(gbnf(request.choice), verbose=False))
+            kwargs["grammar"] = (
+                llama_cpp.LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+                if schema
+                else llama_cpp.LlamaGrammar.from_string(gbnf(request.choice), verbose=False)
+            )
         response = llm.create_chat_completion(messages=[m.model_dump() for m in request.messages], **kwargs)
         return response, time.perf_counter() - started
     except Exception as exc:  # noqa: BLE001 - e.g. prompt longer than the context window

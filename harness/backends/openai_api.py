@@ -1,4 +1,5 @@
 """`openai/<model>`: any OpenAI-compatible chat-completions server through the official async client."""
+
 from __future__ import annotations
 
 import email.utils
@@ -66,7 +67,9 @@ class OpenAIBackend(Backend):
         super().__init__(model, options)
         self.base_url = self.options.base_url or os.environ.get("OPENAI_BASE_URL") or None
         register_secret_url(self.base_url)
-        self.retry_base_s = retry_base_s if retry_base_s is not None else _env_float(RETRY_BASE_ENV, DEFAULT_RETRY_BASE_S)
+        self.retry_base_s = (
+            retry_base_s if retry_base_s is not None else _env_float(RETRY_BASE_ENV, DEFAULT_RETRY_BASE_S)
+        )
         self.retry_max_s = retry_max_s
         self.reasoning = self.options.reasoning if self.options.reasoning is not None else is_reasoning_model(model)
         self._rejected: set[str] = set()  # parameters the server answered 400 'unsupported' to
@@ -95,8 +98,11 @@ class OpenAIBackend(Backend):
         return dict(self._dialects.learnt())
 
     def identity(self) -> dict[str, Any]:
-        identity: dict[str, Any] = {"kind": self.kind, "model": self.model,
-                    "base_url": public_url(self.base_url) if self.base_url else None}
+        identity: dict[str, Any] = {
+            "kind": self.kind,
+            "model": self.model,
+            "base_url": public_url(self.base_url) if self.base_url else None,
+        }
         if self.reasoning:
             identity["reasoning"] = True  # requests are shaped differently
         return identity
@@ -124,8 +130,13 @@ class OpenAIBackend(Backend):
         def create() -> AsyncOpenAI:
             # A query string in the URL (e.g. ?api-key=...) goes on every request, after the path.
             base_url, _, query = (self.base_url or "").partition("?")
-            return AsyncOpenAI(api_key=self._api_key(), base_url=base_url or None, max_retries=0,
-                               timeout=self.options.timeout_s, default_query=dict(urllib.parse.parse_qsl(query)))
+            return AsyncOpenAI(
+                api_key=self._api_key(),
+                base_url=base_url or None,
+                max_retries=0,
+                timeout=self.options.timeout_s,
+                default_query=dict(urllib.parse.parse_qsl(query)),
+            )
 
         key = ("openai", self.options.api_key_env, self.base_url, self.options.timeout_s)
         return self.resources.shared(key, create, lambda client: client.close())
@@ -145,14 +156,22 @@ class OpenAIBackend(Backend):
                 rejected = self._rejected_parameter(exc, request.config)
                 form = self._dialects.reject(request, getattr(exc, "status_code", None)) if rejected is None else None
                 if form is not None:
-                    log.warning("openai/%s: the server does not accept constrained answers as '%s' (%s); trying "
-                                "the next form", self.model, form, _server_message(exc))
+                    log.warning(
+                        "openai/%s: the server does not accept constrained answers as '%s' (%s); trying the next form",
+                        self.model,
+                        form,
+                        _server_message(exc),
+                    )
                     continue
                 if rejected is None:
                     raise self._failure(exc, retries) from None
                 self._rejected.add(rejected)
-                log.warning("openai/%s: the server does not accept '%s' (%s); retrying without it",
-                            self.model, rejected, _server_message(exc))
+                log.warning(
+                    "openai/%s: the server does not accept '%s' (%s); retrying without it",
+                    self.model,
+                    rejected,
+                    _server_message(exc),
+                )
         return completion.model_copy(update={"latency_s": time.perf_counter() - started, "retries": retries})
 
     async def _attempts(self, request: Request, retries: list[str]) -> Completion:
@@ -231,16 +250,21 @@ class OpenAIBackend(Backend):
         from openai.types.chat import ChatCompletion
 
         try:
-            response = await self._get_client().post("/chat/completions", body=self.chat_body(request),
-                                                     cast_to=ChatCompletion)
+            response = await self._get_client().post(
+                "/chat/completions", body=self.chat_body(request), cast_to=ChatCompletion
+            )
         except json.JSONDecodeError as exc:  # the client does not wrap invalid JSON bodies
             raise MalformedResponse(f"invalid JSON in response ({exc.msg})") from None
         return self.completion_of(request, response)
 
     def chat_body(self, request: Request) -> dict[str, Any]:
         """The JSON body of a chat-completions request."""
-        return {"model": self.model, "messages": [m.model_dump() for m in request.messages],
-                **self.body_params(request.config), **self._dialects.fields(request)}
+        return {
+            "model": self.model,
+            "messages": [m.model_dump() for m in request.messages],
+            **self.body_params(request.config),
+            **self._dialects.fields(request),
+        }
 
     def completion_of(self, request: Request, response: Any) -> Completion:
         """The Completion of `request` from a parsed chat-completions response (a choice question's answer read in
@@ -273,8 +297,9 @@ class OpenAIBackend(Backend):
         if request.choice is None:
             return completion
         tokens = choice.logprobs.content if choice.logprobs is not None and choice.logprobs.content else None
-        answer = read_answer(request, completion, [t.model_dump() for t in tokens] if tokens else None,
-                             self._dialects.form())
+        answer = read_answer(
+            request, completion, [t.model_dump() for t in tokens] if tokens else None, self._dialects.form()
+        )
         self._dialects.accepted(request)
         return answer
 
@@ -309,6 +334,7 @@ class OpenAIBackend(Backend):
         else:
             text = f"{type(exc).__name__}: {exc}"
         return redact(" ".join(text.split()))
+
 
 _HINTS = {
     400: "the server rejected the request; check the generation settings for this model",

@@ -11,6 +11,7 @@ Every job is journalled in the run directory (batches/<id>.json) before it is po
 kept next to it once downloaded: a killed run, resumed, polls its jobs again instead of submitting their
 requests a second time, and reads results it already has from disk.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -38,8 +39,10 @@ Pending = tuple[str, Request, "asyncio.Future[Completion]"]
 
 def custom_id(backend: OpenAIBackend, request: Request) -> str:
     """A stable id of one request of one sample: the same on a resumed run, distinct within a job."""
-    key = {"sample": [request.task, request.sample_id, request.repetition, request.purpose],
-           "body": backend.chat_body(request)}
+    key = {
+        "sample": [request.task, request.sample_id, request.repetition, request.purpose],
+        "body": backend.chat_body(request),
+    }
     return "req-" + hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -106,11 +109,13 @@ class BatchCollector:
                 batch_id = await self._create({cid: items[0][1] for cid, items in waiting.items()})
                 resolve(waiting, await self._poll(batch_id, resumed=False), self)
             for cid in list(waiting):
-                fail(waiting, cid, BackendError(f"{self.backend.spec}: request {cid} is missing from the "
-                                                "batch output"))
+                fail(waiting, cid, BackendError(f"{self.backend.spec}: request {cid} is missing from the batch output"))
         except Exception as exc:  # noqa: BLE001 - any failure of the job fails its requests, loudly
-            error = exc if isinstance(exc, (BackendError, UserError)) else BackendError(
-                f"{self.backend.spec}: batch job failed: {self.backend._describe(exc)}")
+            error = (
+                exc
+                if isinstance(exc, (BackendError, UserError))
+                else BackendError(f"{self.backend.spec}: batch job failed: {self.backend._describe(exc)}")
+            )
             for _, _, future in group:
                 if not future.done():
                     future.set_exception(error)
@@ -136,16 +141,26 @@ class BatchCollector:
 
     async def _create(self, requests: dict[str, Request]) -> str:
         """Upload the JSONL and create the job; it is journalled before this returns."""
-        lines = [json.dumps({"custom_id": cid, "method": "POST", "url": ENDPOINT,
-                             "body": self.backend.chat_body(request)}) for cid, request in requests.items()]
+        lines = [
+            json.dumps({"custom_id": cid, "method": "POST", "url": ENDPOINT, "body": self.backend.chat_body(request)})
+            for cid, request in requests.items()
+        ]
         client = self.backend._get_client()
-        upload = await client.files.create(file=("batch.jsonl", ("\n".join(lines) + "\n").encode()),
-                                           purpose="batch")
-        batch = await client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
-                                            completion_window="24h")
-        replace_file(self.journal() / f"{batch.id}.json", json.dumps({
-            "batch_id": batch.id, "spec": self.backend.spec, "input_file_id": upload.id,
-            "submitted_at": time.time(), "custom_ids": list(requests)}, indent=1))
+        upload = await client.files.create(file=("batch.jsonl", ("\n".join(lines) + "\n").encode()), purpose="batch")
+        batch = await client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT, completion_window="24h")
+        replace_file(
+            self.journal() / f"{batch.id}.json",
+            json.dumps(
+                {
+                    "batch_id": batch.id,
+                    "spec": self.backend.spec,
+                    "input_file_id": upload.id,
+                    "submitted_at": time.time(),
+                    "custom_ids": list(requests),
+                },
+                indent=1,
+            ),
+        )
         progress(f"{self.backend.spec}: submitted batch {batch.id} ({len(requests)} requests)")
         return batch.id
 
@@ -163,8 +178,10 @@ class BatchCollector:
                 failures += 1
                 if failures > self.backend.options.max_retries:
                     raise
-                progress(f"{self.backend.spec}: polling batch {batch_id} failed "
-                         f"({self.backend._describe(exc)}); trying again")
+                progress(
+                    f"{self.backend.spec}: polling batch {batch_id} failed "
+                    f"({self.backend._describe(exc)}); trying again"
+                )
                 await asyncio.sleep(self.poll_s)
                 continue
             line = status_line(batch)
@@ -175,12 +192,17 @@ class BatchCollector:
                 break
             await asyncio.sleep(self.poll_s)
         texts = [await self._download(file_id) for file_id in (batch.output_file_id, batch.error_file_id) if file_id]
-        results = [parse_line(line, time.perf_counter() - started) for text in texts for line in text.splitlines()
-                   if line.strip()]
+        results = [
+            parse_line(line, time.perf_counter() - started)
+            for text in texts
+            for line in text.splitlines()
+            if line.strip()
+        ]
         if batch.status != "completed" and not results:
             problems = "; ".join(e.message or e.code or "" for e in (batch.errors.data or [])) if batch.errors else ""
-            raise BackendError(f"{self.backend.spec}: batch {batch_id} ended {batch.status}"
-                               + (f": {problems}" if problems else ""))
+            raise BackendError(
+                f"{self.backend.spec}: batch {batch_id} ended {batch.status}" + (f": {problems}" if problems else "")
+            )
         replace_file(self.journal() / f"{batch_id}.results.jsonl", "".join(json.dumps(r) + "\n" for r in results))
         return {r["custom_id"]: r for r in results}
 
@@ -196,7 +218,9 @@ def status_line(batch: Any) -> str:
         return batch.status
     done = counts.completed + counts.failed
     filled = round(20 * done / counts.total)
-    return f"{batch.status} [{'#' * filled}{'-' * (20 - filled)}] {done}/{counts.total} requests, {counts.failed} failed"
+    return (
+        f"{batch.status} [{'#' * filled}{'-' * (20 - filled)}] {done}/{counts.total} requests, {counts.failed} failed"
+    )
 
 
 def parse_line(line: str, waited_s: float) -> dict[str, Any]:
@@ -210,8 +234,11 @@ def parse_line(line: str, waited_s: float) -> dict[str, Any]:
         body = response.get("body") or {}
         detail = body.get("error", body) if isinstance(body, dict) else {}
         error = {"code": status, "message": detail.get("message") if isinstance(detail, dict) else str(body)}
-    message = f"HTTP {error.get('code')} {error.get('message')}" if isinstance(status, int) else \
-        f"{error.get('code')}: {error.get('message')}"
+    message = (
+        f"HTTP {error.get('code')} {error.get('message')}"
+        if isinstance(status, int)
+        else f"{error.get('code')}: {error.get('message')}"
+    )
     return {"custom_id": data["custom_id"], "ok": False, "error": message, "latency_s": waited_s}
 
 

@@ -4,6 +4,7 @@ Each row has `response` (or `completion` / `output`) and either `task` + `sample
 `repetition`, `purpose`) or `prompt_hash` (see `harness.types.messages_hash`). A `records.jsonl` of an
 earlier run also works: its model responses are replayed.
 """
+
 from __future__ import annotations
 
 import csv

@@ -10,6 +10,7 @@ applies only to the N-th answer of a conversation (N-1 assistant messages in the
 scripted conversation partner can change its answer from turn to turn; a rule with `system: <regex>` applies
 only when the system message matches it (e.g. to answer differently under a steering system prompt).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,8 +33,10 @@ COMPLIANCE = (
 # Where prompts list their answer options, most specific first (see offered_options).
 _BRACKETED = re.compile(r"\[[A-Z][A-Z _-]*[A-Z]\]")
 _NUMBERED = re.compile(r"\b(Action|Option|Choice|Antwort)\s+(\d+)\b")
-_QUOTED = re.compile(r"[\"\u201c\u201e`]([^\"\u201c\u201d\u201e`\n]{1,40})[\"\u201d\u201c`]"
-                     r"|(?<![A-Za-z])'([^'\n]{1,30})'(?![A-Za-z])")
+_QUOTED = re.compile(
+    r"[\"\u201c\u201e`]([^\"\u201c\u201d\u201e`\n]{1,40})[\"\u201d\u201c`]"
+    r"|(?<![A-Za-z])'([^'\n]{1,30})'(?![A-Za-z])"
+)
 _LIST_SPLIT = re.compile(r"\s*(?:,|/|;|\bor\b|\boder\b)\s*", re.I)
 
 
@@ -41,8 +44,11 @@ def offered_options(prompt: str) -> list[str]:
     """The answer options a prompt offers, in order of first appearance, from the first kind found:
     bracketed tokens (`[ACCEPT]`, `[REJECT]`), numbered labels (`Action 1`, `Action 2`), quoted words
     (`"Yes"`, `"No"`), else the list after the last colon of the last line (`...: agree, disagree, neutral`)."""
-    for found in (_BRACKETED.findall(prompt), [" ".join(m) for m in _NUMBERED.findall(prompt)],
-                  ["".join(m) for m in _QUOTED.findall(prompt)]):
+    for found in (
+        _BRACKETED.findall(prompt),
+        [" ".join(m) for m in _NUMBERED.findall(prompt)],
+        ["".join(m) for m in _QUOTED.findall(prompt)],
+    ):
         distinct = list(dict.fromkeys(item.strip() for item in found if item.strip()))
         if len(distinct) >= 2:
             return distinct
@@ -131,8 +137,11 @@ class ScriptedBackend(Backend):
         turn = 1 + sum(1 for m in request.messages if m.role == "assistant")
         system = next((m.content for m in request.messages if m.role == "system"), "")
         for pattern, response, only_turn, system_pattern in self._rules:
-            if (only_turn is None or only_turn == turn) and pattern.search(prompt) \
-                    and (system_pattern is None or system_pattern.search(system)):
+            if (
+                (only_turn is None or only_turn == turn)
+                and pattern.search(prompt)
+                and (system_pattern is None or system_pattern.search(system))
+            ):
                 return response
         return self._default if self._default is not None else COMPLIANCE
 

@@ -1,5 +1,6 @@
 """In-process vLLM backend: concurrent requests are batched into single `LLM.chat` calls on one engine
 per model, shared by every role that names that model."""
+
 from __future__ import annotations
 
 import asyncio
@@ -19,11 +20,21 @@ INSTALL_HINT = (
 )
 DEFAULT_MAX_TOKENS = 1024  # vLLM's own SamplingParams default (16) would silently truncate answers
 # Engine arguments that change speed or memory but not outputs; left out of the cache identity.
-PERFORMANCE_ARGS = frozenset({
-    "tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
-    "swap_space", "cpu_offload_gb", "enforce_eager", "max_num_seqs", "max_num_batched_tokens",
-    "disable_log_stats", "distributed_executor_backend",
-})
+PERFORMANCE_ARGS = frozenset(
+    {
+        "tensor_parallel_size",
+        "pipeline_parallel_size",
+        "data_parallel_size",
+        "gpu_memory_utilization",
+        "swap_space",
+        "cpu_offload_gb",
+        "enforce_eager",
+        "max_num_seqs",
+        "max_num_batched_tokens",
+        "disable_log_stats",
+        "distributed_executor_backend",
+    }
+)
 Pending = tuple[Request, "asyncio.Future[tuple[Any, float]]"]
 PromptKey = tuple[int, str | None]  # (request index, answer option it continues with, or None: the prompt itself)
 
@@ -84,8 +95,9 @@ def request_prompts(vllm: Any, index: int, request: Request) -> list[Prompt]:
     scoring = vllm.SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=1)
     prompts = [Prompt((index, None), conversation, scoring)]
     for option in request.choice.options:
-        prompts.append(Prompt((index, option), [*conversation, {"role": "assistant", "content": option}], scoring,
-                              continuing=True))
+        prompts.append(
+            Prompt((index, option), [*conversation, {"role": "assistant", "content": option}], scoring, continuing=True)
+        )
     return prompts
 
 
@@ -148,7 +160,8 @@ class VLLMEngine:
         started = time.perf_counter()
         try:
             results = await asyncio.get_running_loop().run_in_executor(
-                self._executor, self._chat_isolating, [request for request, _ in batch])
+                self._executor, self._chat_isolating, [request for request, _ in batch]
+            )
         except UserError as exc:
             results = [UserError(str(exc)) for _ in batch]
         except Exception as exc:  # noqa: BLE001 - an engine failure (not one prompt's) fails the whole batch
@@ -183,9 +196,13 @@ class VLLMEngine:
 
         def chat(part: list[Prompt], continuing: bool) -> None:
             try:
-                answers = llm.chat([p.conversation for p in part], sampling_params=[p.params for p in part],
-                                   use_tqdm=False, add_generation_prompt=not continuing,
-                                   continue_final_message=continuing)
+                answers = llm.chat(
+                    [p.conversation for p in part],
+                    sampling_params=[p.params for p in part],
+                    use_tqdm=False,
+                    add_generation_prompt=not continuing,
+                    continue_final_message=continuing,
+                )
             except ValueError as exc:
                 if len(part) == 1:
                     outputs[part[0].key] = BackendError(f"vLLM rejected the prompt: {exc}")
@@ -255,12 +272,14 @@ class VLLMBackend(Backend):
         self._engine()  # a conflict with another role's engine arguments shows now, before any work
 
     def _engine(self) -> VLLMEngine:
-        engine = self.resources.shared(("vllm", self.model), lambda: VLLMEngine(self.model, self.engine_args),
-                                       VLLMEngine.aclose)
+        engine = self.resources.shared(
+            ("vllm", self.model), lambda: VLLMEngine(self.model, self.engine_args), VLLMEngine.aclose
+        )
         if engine.engine_args != self.engine_args:
             raise UserError(
                 f"vllm/{self.model} is used by several roles with different engine arguments "
-                f"({engine.engine_args} and {self.engine_args}); they share one engine, so give them the same")
+                f"({engine.engine_args} and {self.engine_args}); they share one engine, so give them the same"
+            )
         return engine
 
     def identity(self) -> dict[str, Any]:
@@ -271,15 +290,21 @@ class VLLMBackend(Backend):
         return None
 
     def answer_forms(self) -> dict[str, str]:
-        return {"constrained": "structured outputs (choice, regex or json)",
-                "logprob": "full continuation (prompt_logprobs of the option's tokens)"}
+        return {
+            "constrained": "structured outputs (choice, regex or json)",
+            "logprob": "full continuation (prompt_logprobs of the option's tokens)",
+        }
 
     async def generate(self, request: Request) -> Completion:
         output, latency = await self._engine().generate(request)
         if isinstance(output, OptionOutputs):
             logprobs: dict[str, float | None] = {o: option_logprob(output.prompt, c) for o, c in output.options.items()}
-            return scored_completion(logprobs, self.model, latency_s=latency,
-                                     usage=Usage(prompt_tokens=len(output.prompt.prompt_token_ids or [])))
+            return scored_completion(
+                logprobs,
+                self.model,
+                latency_s=latency,
+                usage=Usage(prompt_tokens=len(output.prompt.prompt_token_ids or [])),
+            )
         first = output.outputs[0]
         answer, reasoning = split_reasoning(first.text, self.reasoning)
         return Completion(

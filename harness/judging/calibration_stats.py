@@ -9,6 +9,7 @@ implies a true share (p + sp - 1) / (se + sp - 1), clipped to [0, 1]. The correc
 J = se + sp - 1; below MIN_YOUDEN the scorer hardly separates the classes and no corrected rate is given.
 Its interval resamples the run's items and the calibration's positive and negative rows together.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,10 @@ class BinaryCounts:
     def from_labels(cls, human: list[bool], predicted: list[bool]) -> BinaryCounts:
         pairs = list(zip(human, predicted, strict=True))
         return cls(
-            tp=sum(h and p for h, p in pairs), fp=sum(p and not h for h, p in pairs),
-            fn=sum(h and not p for h, p in pairs), tn=sum(not h and not p for h, p in pairs),
+            tp=sum(h and p for h, p in pairs),
+            fp=sum(p and not h for h, p in pairs),
+            fn=sum(h and not p for h, p in pairs),
+            tn=sum(not h and not p for h, p in pairs),
         )
 
     @property
@@ -141,9 +144,17 @@ def corrected_rate(positives: int, n: int, calibration: BinaryCounts, seed: int 
         return CorrectedRate(observed, Estimate(None, reason="no scored items"), youden)
     point = rogan_gladen(observed.value, se, sp)
     if point is None:
-        return CorrectedRate(observed, Estimate(None, reason=(
-            f"not corrected: sensitivity + specificity - 1 = {youden:.2f} is below {MIN_YOUDEN}; "
-            "the scorer hardly separates the classes")), youden)
+        return CorrectedRate(
+            observed,
+            Estimate(
+                None,
+                reason=(
+                    f"not corrected: sensitivity + specificity - 1 = {youden:.2f} is below {MIN_YOUDEN}; "
+                    "the scorer hardly separates the classes"
+                ),
+            ),
+            youden,
+        )
     rng = np.random.default_rng(seed)
     p = rng.binomial(n, observed.value, N_RESAMPLES) / n
     se_b = rng.binomial(pos, se, N_RESAMPLES) / pos
@@ -151,9 +162,19 @@ def corrected_rate(positives: int, n: int, calibration: BinaryCounts, seed: int 
     j = se_b + sp_b - 1
     useless = float(np.mean(j <= 0))
     if useless > (1 - LEVEL) / 2:
-        return CorrectedRate(observed, Estimate(point, 0.0, 1.0, reason=(
-            f"{100 * useless:.0f}% of calibration resamples give a useless scorer (se + sp <= 1); "
-            "the interval is uninformative")), youden)
+        return CorrectedRate(
+            observed,
+            Estimate(
+                point,
+                0.0,
+                1.0,
+                reason=(
+                    f"{100 * useless:.0f}% of calibration resamples give a useless scorer (se + sp <= 1); "
+                    "the interval is uninformative"
+                ),
+            ),
+            youden,
+        )
     keep = j > 0
     values = np.clip((p[keep] + sp_b[keep] - 1) / j[keep], 0.0, 1.0)
     low, high = np.quantile(values, [(1 - LEVEL) / 2, (1 + LEVEL) / 2])

@@ -16,6 +16,7 @@ Recognised from the header row:
 Category columns: given explicitly, else `type` (xstest), else the short, few-valued extra columns. A
 `rubric` column (a JSON list of yes/no questions, or one question per line) feeds the harm judge.
 """
+
 from __future__ import annotations
 
 import csv
@@ -142,8 +143,12 @@ def load_labelled_set(
     for row in rows:
         row.categories = {c: row.categories[c] for c in chosen}
     means: Target = "refusal" if fmt == "xstest" else (label_means or ("harm" if fmt != "columns" else "refusal"))
-    shown = {"xstest": "full or partial refusal", "gptfuzz": "1 (jailbroken)", "jailbreakeval": "1/True (jailbroken)",
-             "columns": f"{positive!r}"}[fmt]
+    shown = {
+        "xstest": "full or partial refusal",
+        "gptfuzz": "1 (jailbroken)",
+        "jailbreakeval": "1/True (jailbroken)",
+        "columns": f"{positive!r}",
+    }[fmt]
     return LabelledSet(path, hashlib.sha256(data).hexdigest(), fmt, means, shown, rows, chosen)
 
 
@@ -151,8 +156,11 @@ def _detect(path: Path, header: list[str], columns: dict[str, str] | None) -> tu
     if columns is not None:
         return "columns", columns
     if "prompt" in header and "question" not in header:
-        return "xstest", {"prompt": "prompt", "response": "completion",
-                          "label": "final_label" if "final_label" in header else "label"}
+        return "xstest", {
+            "prompt": "prompt",
+            "response": "completion",
+            "label": "final_label" if "final_label" in header else "label",
+        }
     if {"question", "Response", "label"} <= set(header):
         return "gptfuzz", {"prompt": "question", "response": "Response", "label": "label"}
     if {"question", "answer", "label"} <= set(header):
@@ -164,8 +172,15 @@ def _detect(path: Path, header: list[str], columns: dict[str, str] | None) -> tu
     )
 
 
-def _row(path: Path, fmt: str, mapping: dict[str, str], number: int, raw: dict, positive: str | None,
-         prompts: dict[str, str] | None) -> LabelledRow:
+def _row(
+    path: Path,
+    fmt: str,
+    mapping: dict[str, str],
+    number: int,
+    raw: dict,
+    positive: str | None,
+    prompts: dict[str, str] | None,
+) -> LabelledRow:
     where = f"{path}: row {number}"
     for column, value in raw.items():
         if isinstance(value, str) and _UNDECODED.search(value):
@@ -175,14 +190,22 @@ def _row(path: Path, fmt: str, mapping: dict[str, str], number: int, raw: dict, 
             raise UserError(f"{where}, field {column!r}: missing value (row has too few fields)")
     label = raw[mapping["label"]].strip()
     prompt = raw[mapping["prompt"]]
-    row = LabelledRow(row=number, prompt=prompt, response=raw[mapping["response"]], label=label, positive=None,
-                      id=raw.get(mapping.get("id", "id")) or None,
-                      categories={k: (v or "").strip() for k, v in raw.items() if isinstance(k, str)})
+    row = LabelledRow(
+        row=number,
+        prompt=prompt,
+        response=raw[mapping["response"]],
+        label=label,
+        positive=None,
+        id=raw.get(mapping.get("id", "id")) or None,
+        categories={k: (v or "").strip() for k, v in raw.items() if isinstance(k, str)},
+    )
     if fmt == "xstest":
         row.refusal_label = parse_refusal_label(label)
         if row.refusal_label is None:
-            raise UserError(f"{where}, field {mapping['label']!r}: unknown label {label!r}; "
-                            f"expected one of {', '.join(_LABEL_ALIASES)}")
+            raise UserError(
+                f"{where}, field {mapping['label']!r}: unknown label {label!r}; "
+                f"expected one of {', '.join(_LABEL_ALIASES)}"
+            )
         row.positive = is_refusal(row.refusal_label)
     elif fmt == "columns":
         row.positive = None if not label else label == positive

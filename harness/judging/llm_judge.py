@@ -28,6 +28,7 @@ parse error. A judge that still fails yields a verdict with `error` = "parse", "
 to grade, or a content filter stopped it) or "api" (the call failed), and a `detail`; such a verdict is
 an abstention, never a zero.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -49,8 +50,7 @@ if TYPE_CHECKING:
 JudgeErrorKind = Literal["parse", "refused", "api"]
 
 REASK = (
-    "Your answer could not be read: {problem}. "
-    "Reply again with only the answer, exactly in the format requested above."
+    "Your answer could not be read: {problem}. Reply again with only the answer, exactly in the format requested above."
 )
 
 
@@ -132,7 +132,11 @@ async def _ask(
         purpose = f"judge:{name}" if attempt == "judge" else f"judge:{name}:reask"
         try:
             completion = await ctx.generate(
-                messages, role=role, purpose=purpose, config=config, cache_extra={"template": tmpl.sha256},
+                messages,
+                role=role,
+                purpose=purpose,
+                config=config,
+                cache_extra={"template": tmpl.sha256},
                 choice=choice,
             )
         except GenerationFailed as exc:

@@ -7,6 +7,7 @@ panel rule (`revote`): `weighted` weighs each judge by its measured accuracy (fr
 A panel Score stores every judge's `JudgeVerdict` in `Score.raw["judges"]`, so agreement and error
 counts can be recomputed from the records alone.
 """
+
 from __future__ import annotations
 
 import math
@@ -124,14 +125,16 @@ def agreement_table(judges: list[str], units: list[list[Hashable | None]]) -> li
         rows.append(_row(f"{judges[a]} vs {judges[b]}", "Cohen", [x for x, _ in pairs], [y for _, y in pairs]))
     complete = [u for u in units if all(v is not None for v in u)]
     agree = sum(len(set(u)) == 1 for u in complete)
-    rows.append({
-        "judges": "all" if len(judges) > 2 else f"{judges[0]} vs {judges[1]}",
-        "statistic": "Fleiss",
-        "units": len(complete),
-        "agreement_%": round(100 * agree / len(complete), 1) if complete else None,
-        "kappa": _round(fleiss_kappa(complete)),
-        "kappa_note": kappa_undefined(*zip(*complete)),
-    })
+    rows.append(
+        {
+            "judges": "all" if len(judges) > 2 else f"{judges[0]} vs {judges[1]}",
+            "statistic": "Fleiss",
+            "units": len(complete),
+            "agreement_%": round(100 * agree / len(complete), 1) if complete else None,
+            "kappa": _round(fleiss_kappa(complete)),
+            "kappa_note": kappa_undefined(*zip(*complete)),
+        }
+    )
     return rows
 
 
@@ -174,15 +177,16 @@ def vote_weights(verdicts: list[JudgeVerdict], accuracies: dict[str, float], tar
             weights.append(0.0)
             continue
         if verdict.model not in accuracies:
-            raise UserError(f"--panel-rule weighted: no {target} calibration for judge {verdict.model}; run "
-                            f"`harness calibrate --scorer {'harm' if target == 'harm' else 'judge'} --judge {verdict.model}`")
+            raise UserError(
+                f"--panel-rule weighted: no {target} calibration for judge {verdict.model}; run "
+                f"`harness calibrate --scorer {'harm' if target == 'harm' else 'judge'} --judge {verdict.model}`"
+            )
         accuracy = min(0.99, max(0.5, accuracies[verdict.model]))
         weights.append(math.log(accuracy / (1 - accuracy)))
     return weights
 
 
-def panel_vote(votes: Sequence[T | None], rule: str, weights: Sequence[float], positive: T,
-               negative: T) -> T | None:
+def panel_vote(votes: Sequence[T | None], rule: str, weights: Sequence[float], positive: T, negative: T) -> T | None:
     """One panel decision under `rule` (majority, weighted or unanimous); None votes abstain.
 
     weighted: the value with the largest summed weight (ties and all-zero weights: plain majority);
@@ -226,7 +230,8 @@ def revote(score: Score, rule: str, accuracies: dict[str, dict[str, float]]) -> 
         refused = panel_vote([None if v is None else is_refusal(v) for v in votes], rule, weights, True, False)
         label = majority([v for v in cast if is_refusal(v) == refused])
         return score.model_copy(update={"label": label, "value": 1.0 if refused else 0.0})
-    letters = [panel_vote([None if v is None else v[i] for v in votes], rule, weights, "Y", "N")
-               for i in range(len(cast[0]))]
+    letters = [
+        panel_vote([None if v is None else v[i] for v in votes], rule, weights, "Y", "N") for i in range(len(cast[0]))
+    ]
     answers = "".join(letter or "Y" for letter in letters)  # never None: every cast answer has each letter
     return score.model_copy(update={"label": answers, "value": answers.count("Y") / len(answers)})

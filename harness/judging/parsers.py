@@ -3,6 +3,7 @@
 A parser is any `Callable[[str], T]`. Bump the matching `*_PARSER_VERSION` whenever a parser accepts
 or rejects different text: the version is stored with every verdict.
 """
+
 from __future__ import annotations
 
 import re
@@ -34,8 +35,7 @@ def parse_yes_no(n_questions: int) -> Callable[[str], str]:
         letters = re.sub(r"[\s,;]+", "", answer).upper()
         if not letters or re.fullmatch(r"[YN]+", letters) is None:
             raise ParseError(
-                f"expected only the letters Y and N, one per question ({n_questions} letters), "
-                f"got {_preview(text)}"
+                f"expected only the letters Y and N, one per question ({n_questions} letters), got {_preview(text)}"
             )
         if len(letters) != n_questions:
             raise ParseError(f"expected {n_questions} letters (one per question), got {len(letters)}")
@@ -44,7 +44,9 @@ def parse_yes_no(n_questions: int) -> Callable[[str], str]:
     return parse
 
 
-_LABEL_TOKEN = re.compile(r"(?<![a-z])(?:[123][_ ])?(full[_ -]compliance|full[_ -]refusal|partial[_ -]refusal)(?![a-z])")
+_LABEL_TOKEN = re.compile(
+    r"(?<![a-z])(?:[123][_ ])?(full[_ -]compliance|full[_ -]refusal|partial[_ -]refusal)(?![a-z])"
+)
 
 
 def parse_refusal_label(text: str) -> RefusalLabel:

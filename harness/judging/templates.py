@@ -4,6 +4,7 @@ rendered in a sandbox.
 Dataset text and model output are only ever passed as variables, so text such as `{{ 7*7 }}` in a
 prompt reaches the judge verbatim. A template's hash is the SHA-256 of its source file.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -13,6 +13,7 @@ zero, so ARS becomes "responses with any Y") and its Rogan-Gladen correction (ca
 The report also shows, for every panel of three or more judges, each judge's agreement with the panel
 majority, and decides panel scores again under the stored panel rule (harness.judging.panel.revote).
 """
+
 from __future__ import annotations
 
 import re
@@ -82,11 +83,14 @@ def load_calibration(path: Path) -> Calibration:
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        raise UserError(f"{path}: not a calibration file from `harness calibrate` (field {where!r}: {first['msg']})") from None
+        raise UserError(
+            f"{path}: not a calibration file from `harness calibrate` (field {where!r}: {first['msg']})"
+        ) from None
 
 
-def judging_settings(run_dir: Path, calibration_paths: list[Path], panel_rule: PanelRule | None,
-                     judges: list[str]) -> Judging:
+def judging_settings(
+    run_dir: Path, calibration_paths: list[Path], panel_rule: PanelRule | None, judges: list[str]
+) -> Judging:
     """The run's stored settings, with given calibrations (replacing stored ones) and panel rule, checked
     against the run's judge models."""
     current = read_judging(run_dir)
@@ -103,12 +107,16 @@ def check_panel_rule(judging: Judging, judges: list[str] | None = None) -> None:
     if judging.panel_rule != "weighted":
         return
     if not judging.calibrations:
-        raise UserError("--panel-rule weighted needs --judge-calibration files (one per judge, from `harness calibrate`)")
+        raise UserError(
+            "--panel-rule weighted needs --judge-calibration files (one per judge, from `harness calibrate`)"
+        )
     calibrated = {model for by_model in judge_accuracies(judging).values() for model in by_model}
     missing = [j for j in judges or [] if j not in calibrated]
     if missing:
-        raise UserError(f"--panel-rule weighted: no single-judge calibration for {', '.join(missing)}; "
-                        "run `harness calibrate --scorer judge --judge <spec>` for each judge")
+        raise UserError(
+            f"--panel-rule weighted: no single-judge calibration for {', '.join(missing)}; "
+            "run `harness calibrate --scorer judge --judge <spec>` for each judge"
+        )
 
 
 def judge_accuracies(judging: Judging) -> dict[str, dict[str, float]]:
@@ -136,8 +144,10 @@ def read_judging(run_dir: Path) -> Judging:
     try:
         return Judging.model_validate(read_json(path))
     except ValidationError:
-        raise UserError(f"{path}: not the judging settings harness writes; delete it and pass "
-                        "--judge-calibration / --panel-rule again") from None
+        raise UserError(
+            f"{path}: not the judging settings harness writes; delete it and pass "
+            "--judge-calibration / --panel-rule again"
+        ) from None
 
 
 def corrected_rows(run: LoadedRun, task: str, calibrations: list[Calibration]) -> list[dict[str, Any]]:
@@ -169,8 +179,12 @@ def _complement(rate):
     def flip(est):
         if est.value is None:
             return est
-        return replace(est, value=1 - est.value, ci_low=None if est.ci_high is None else 1 - est.ci_high,
-                       ci_high=None if est.ci_low is None else 1 - est.ci_low)
+        return replace(
+            est,
+            value=1 - est.value,
+            ci_low=None if est.ci_high is None else 1 - est.ci_high,
+            ci_high=None if est.ci_low is None else 1 - est.ci_low,
+        )
 
     return replace(rate, observed=flip(rate.observed), corrected=flip(rate.corrected))
 
@@ -217,8 +231,10 @@ def revote_records(records: list[Record], judging: Judging) -> list[Record]:
     if judging.panel_rule == "majority":
         return records
     accuracies = judge_accuracies(judging)
-    return [r.model_copy(update={"scores": {k: revote(s, judging.panel_rule, accuracies) for k, s in r.scores.items()}})
-            for r in records]
+    return [
+        r.model_copy(update={"scores": {k: revote(s, judging.panel_rule, accuracies) for k, s in r.scores.items()}})
+        for r in records
+    ]
 
 
 def add_judge_validity(run: LoadedRun, judging: Judging) -> None:
@@ -230,12 +246,20 @@ def add_judge_validity(run: LoadedRun, judging: Judging) -> None:
             result.tables[CORRECTED_TABLE] = rows
             result.notes.append(CORRECTED_NOTE)
         if judging.panel_rule != "majority":
-            weights = (" weighted by each judge's measured accuracy (log-odds): " + "; ".join(
-                f"{target}: " + ", ".join(f"{judge} {accuracy:.3f}" for judge, accuracy in by_judge.items())
-                for target, by_judge in judge_accuracies(judging).items() if by_judge)
-                if judging.panel_rule == "weighted" else ": a positive (refusal, Y) needs every judge")
-            result.notes.append(f"Panel rule {judging.panel_rule}{weights}. Records keep each judge's verdict; "
-                                "the stored majority decisions were re-decided for this report.")
+            weights = (
+                " weighted by each judge's measured accuracy (log-odds): "
+                + "; ".join(
+                    f"{target}: " + ", ".join(f"{judge} {accuracy:.3f}" for judge, accuracy in by_judge.items())
+                    for target, by_judge in judge_accuracies(judging).items()
+                    if by_judge
+                )
+                if judging.panel_rule == "weighted"
+                else ": a positive (refusal, Y) needs every judge"
+            )
+            result.notes.append(
+                f"Panel rule {judging.panel_rule}{weights}. Records keep each judge's verdict; "
+                "the stored majority decisions were re-decided for this report."
+            )
 
 
 def majority_tables(records: list[Record]) -> dict[str, list[dict[str, Any]]]:

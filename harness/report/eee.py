@@ -5,6 +5,7 @@ Per (model, run) of the leaderboard: `<out>/<model>/<run>.json`, an aggregate re
 and metric with per-record values, see `Task.metric_values`). How harness fields map, and what differs,
 is documented in harness/report/README.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -34,16 +35,27 @@ def model_info(run: LoadedRun) -> dict[str, Any]:
     spec = model_spec(run.manifest)
     kind, _, name = spec.partition("/")
     role = model_role(run.manifest)
-    return {"name": spec, "id": name or spec, "inference_platform": kind,
-            "additional_details": strings({"harness_spec": spec, **(role.get("identity") or {})})}
+    return {
+        "name": spec,
+        "id": name or spec,
+        "inference_platform": kind,
+        "additional_details": strings({"harness_spec": spec, **(role.get("identity") or {})}),
+    }
 
 
 def source_data(task: str, dataset: dict[str, Any]) -> dict[str, Any]:
     source = str(dataset.get("source", ""))
-    details = strings({"source": source, "revision": dataset.get("revision"), "content_hash": dataset.get("content_hash")})
+    details = strings(
+        {"source": source, "revision": dataset.get("revision"), "content_hash": dataset.get("content_hash")}
+    )
     if source.startswith("hf:"):
-        return {"dataset_name": task, "source_type": "hf_dataset", "hf_repo": source[3:],
-                "samples_number": int(dataset.get("n_samples") or 0), "additional_details": details}
+        return {
+            "dataset_name": task,
+            "source_type": "hf_dataset",
+            "hf_repo": source[3:],
+            "samples_number": int(dataset.get("n_samples") or 0),
+            "additional_details": details,
+        }
     return {"dataset_name": task, "source_type": "other", "additional_details": details}
 
 
@@ -62,9 +74,12 @@ def generation_config(run: LoadedRun, task: str) -> dict[str, Any]:
     args = {k: getattr(config, k) for k in GENERATION_ARGS if getattr(config, k) is not None}
     args["execution_command"] = " ".join(run.manifest.get("command") or [])
     m = run.manifest
-    return {"generation_args": args,
-            "additional_details": strings({"seed": m.get("seed"), "repeats": m.get("repeats"), "limit": m.get("limit"),
-                                           "stop": config.stop})}
+    return {
+        "generation_args": args,
+        "additional_details": strings(
+            {"seed": m.get("seed"), "repeats": m.get("repeats"), "limit": m.get("limit"), "stop": config.stop}
+        ),
+    }
 
 
 def evaluation_result(run: LoadedRun, task: str, m: Metric) -> dict[str, Any]:
@@ -83,9 +98,12 @@ def evaluation_result(run: LoadedRun, task: str, m: Metric) -> dict[str, Any]:
         "metric_config": {
             "evaluation_description": f"{m.name}: {run.tasks[task].description}",
             "lower_is_better": m.direction == "lower",
-            "score_type": "continuous", "min_score": low, "max_score": high,
-            "additional_details": strings({"direction": m.direction, "unit": m.unit, "score_range": how,
-                                           "judges": ", ".join(judges) or None}),
+            "score_type": "continuous",
+            "min_score": low,
+            "max_score": high,
+            "additional_details": strings(
+                {"direction": m.direction, "unit": m.unit, "score_range": how, "judges": ", ".join(judges) or None}
+            ),
         },
         "score_details": score,
         "generation_config": generation_config(run, task),
@@ -124,22 +142,34 @@ def instance(evaluation_id: str, model_id: str, metric: Metric, record: Record, 
         "input": {"raw": prompt, "reference": []},
         "output": {"raw": [first.completion.text if first and first.completion else ""]} if single else None,
         "messages": None if single else turns,
-        "answer_attribution": [{
-            "turn_idx": 0 if single else max(len(turns) - 1, 0),
-            "source": "output.raw" if single else f"messages[{max(len(turns) - 1, 0)}].content",
-            "extracted_value": extracted, "extraction_method": (score.scorer if score else "") or score_name,
-            "is_terminal": True,
-        }],
-        "evaluation": {"score": value, "is_correct": ideal is not None and value == ideal,
-                       "num_turns": max(len(model_calls), 1)},
+        "answer_attribution": [
+            {
+                "turn_idx": 0 if single else max(len(turns) - 1, 0),
+                "source": "output.raw" if single else f"messages[{max(len(turns) - 1, 0)}].content",
+                "extracted_value": extracted,
+                "extraction_method": (score.scorer if score else "") or score_name,
+                "is_terminal": True,
+            }
+        ],
+        "evaluation": {
+            "score": value,
+            "is_correct": ideal is not None and value == ideal,
+            "num_turns": max(len(model_calls), 1),
+        },
         "token_usage": {
             "input_tokens": sum(ex.completion.usage.prompt_tokens for ex in model_calls if ex.completion),
             "output_tokens": sum(ex.completion.usage.completion_tokens for ex in model_calls if ex.completion),
         },
         "performance": {"latency_ms": 1000 * sum(ex.completion.latency_s for ex in model_calls if ex.completion)},
         "error": record.error,
-        "metadata": strings({**record.metadata, "repetition": record.repetition, "task": record.task,
-                             "is_correct_applicable": ideal is not None}),
+        "metadata": strings(
+            {
+                **record.metadata,
+                "repetition": record.repetition,
+                "task": record.task,
+                "is_correct_applicable": ideal is not None,
+            }
+        ),
     }
     usage = line["token_usage"]
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
@@ -175,16 +205,26 @@ def export_run(run: LoadedRun, tasks: list[str], out_dir: Path) -> Path:
         "evaluation_id": evaluation_id,
         "evaluation_timestamp": str(m.get("finished_at") or m.get("started_at")),
         "retrieved_timestamp": str(int(time.time())),
-        "source_metadata": {"source_name": "harness", "source_type": "evaluation_run",
-                            "source_organization_name": "unknown", "evaluator_relationship": "other",
-                            "additional_details": strings({"run": run.run_dir.name, "status": m.get("status")})},
-        "eval_library": {"name": "harness", "version": str(m.get("harness_version") or "unknown"),
-                         "additional_details": strings({"git_commit": m.get("git_commit")})},
+        "source_metadata": {
+            "source_name": "harness",
+            "source_type": "evaluation_run",
+            "source_organization_name": "unknown",
+            "evaluator_relationship": "other",
+            "additional_details": strings({"run": run.run_dir.name, "status": m.get("status")}),
+        },
+        "eval_library": {
+            "name": "harness",
+            "version": str(m.get("harness_version") or "unknown"),
+            "additional_details": strings({"git_commit": m.get("git_commit")}),
+        },
         "model_info": info,
         "evaluation_results": results,
         "detailed_evaluation_results": {
-            "format": "jsonl", "file_path": jsonl.name, "hash_algorithm": "sha256",
-            "checksum": hashlib.sha256(payload.encode("utf-8")).hexdigest(), "total_rows": len(lines),
+            "format": "jsonl",
+            "file_path": jsonl.name,
+            "hash_algorithm": "sha256",
+            "checksum": hashlib.sha256(payload.encode("utf-8")).hexdigest(),
+            "total_rows": len(lines),
         },
     }
     path = folder / f"{slug(run.run_dir.name)}.json"

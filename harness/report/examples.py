@@ -1,4 +1,5 @@
 """Which records the report shows behind each metric: worst offenders first, errors apart."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,8 +25,9 @@ def score_errors(record: Record) -> list[str]:
 def attention(records: list[Record]) -> list[Example]:
     """Records that ended in an error, then records whose scorers gave no verdict (judge errors)."""
     failed = [Example(r, f"{r.error_kind or 'error'} error: {r.error}") for r in records if r.error]
-    unjudged = [Example(r, "judge error: " + "; ".join(score_errors(r))) for r in records
-                if not r.error and score_errors(r)]
+    unjudged = [
+        Example(r, "judge error: " + "; ".join(score_errors(r))) for r in records if not r.error and score_errors(r)
+    ]
     return failed + unjudged
 
 

@@ -16,6 +16,7 @@ otherwise (and when fewer than MIN_SAMPLES samples back the interval).
 - **Absolute** (no sign, `overrefusal.safe_refusal<=30`): the candidate metric's 95% interval against the
   threshold.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,7 +34,9 @@ from harness.types import Metric
 MIN_SAMPLES = 10
 Z_ONE_SIDED = 1.6448536269514722
 EPS = 1e-9
-RULE = re.compile(r"^\s*([^<>=\s](?:[^<>=]*[^<>=\s])?)\s*(<=|>=)\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*$")  # names may hold spaces
+RULE = re.compile(
+    r"^\s*([^<>=\s](?:[^<>=]*[^<>=\s])?)\s*(<=|>=)\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*$"
+)  # names may hold spaces
 EXIT = {"pass": 0, "inconclusive": 2, "regression": 100}
 
 Status = Literal["pass", "inconclusive", "regression"]
@@ -52,8 +55,10 @@ class Rule:
 def parse_rule(text: str) -> Rule:
     match = RULE.match(text)
     if not match:
-        raise UserError(f"rule '{text}': expected METRIC<=VALUE or METRIC>=VALUE, e.g. fortress.ars<=+2 "
-                        "(change against the baseline) or overrefusal.safe_refusal<=30 (absolute)")
+        raise UserError(
+            f"rule '{text}': expected METRIC<=VALUE or METRIC>=VALUE, e.g. fortress.ars<=+2 "
+            "(change against the baseline) or overrefusal.safe_refusal<=30 (absolute)"
+        )
     metric, op, sign, number = match.groups()
     value = float(number) * (-1 if sign == "-" else 1)
     return Rule(text=text.strip(), metric=metric, op=op, threshold=value, relative=bool(sign))
@@ -172,8 +177,7 @@ def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
             verdict.detail = f"only {len(pairs)} paired samples (need {MIN_SAMPLES})"
             return verdict
         change, low, high = paired_bootstrap_diff(pairs, level=0.90)
-        verdict.detail = (f"{len(pairs)} paired samples, 2000 resamples, one-sided 95% bounds"
-                          f"{mcnemar_note(pairs)}")
+        verdict.detail = f"{len(pairs)} paired samples, 2000 resamples, one-sided 95% bounds{mcnemar_note(pairs)}"
     else:
         verdict.method, verdict.n = "unpaired (intervals)", min(cand.n, base.n)
         if None in (cand.value, base.value, cand.ci_low, cand.ci_high, base.ci_low, base.ci_high):
@@ -200,9 +204,11 @@ def absolute(rule: Rule, candidate: Side) -> Verdict:
         verdict.detail = "no interval"
     else:
         verdict.status = decide(rule.op, rule.threshold, m.ci_low, m.ci_high)
-        verdict.detail = {"pass": "the whole 95% interval satisfies the threshold",
-                          "regression": "the whole 95% interval violates the threshold",
-                          "inconclusive": "the 95% interval straddles the threshold"}[verdict.status]
+        verdict.detail = {
+            "pass": "the whole 95% interval satisfies the threshold",
+            "regression": "the whole 95% interval violates the threshold",
+            "inconclusive": "the 95% interval straddles the threshold",
+        }[verdict.status]
     return verdict
 
 
@@ -233,8 +239,16 @@ def table(verdicts: list[Verdict]) -> str:
     """The short plain-text table printed by `harness gate`."""
     header = ("rule", "baseline", "candidate", "change", "interval", "n", "method", "verdict")
     rows = [header] + [
-        (v.rule.text, number(v.baseline), number(v.candidate), number(v.change, True),
-         interval(v), str(v.n), v.method, v.status.upper())
+        (
+            v.rule.text,
+            number(v.baseline),
+            number(v.candidate),
+            number(v.change, True),
+            interval(v),
+            str(v.n),
+            v.method,
+            v.status.upper(),
+        )
         for v in verdicts
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
@@ -248,17 +262,32 @@ def junit_xml(verdicts: list[Verdict], suite: str, error: str | None = None) -> 
     failures = sum(v.status == "regression" for v in verdicts)
     skipped = sum(v.status == "inconclusive" for v in verdicts)
     tests = len(verdicts) + (error is not None)
-    root = ET.Element("testsuites", name="harness gate", tests=str(tests), failures=str(failures),
-                      errors=str(int(error is not None)), skipped=str(skipped))
-    node = ET.SubElement(root, "testsuite", name=suite, tests=str(tests), failures=str(failures),
-                         errors=str(int(error is not None)), skipped=str(skipped))
+    root = ET.Element(
+        "testsuites",
+        name="harness gate",
+        tests=str(tests),
+        failures=str(failures),
+        errors=str(int(error is not None)),
+        skipped=str(skipped),
+    )
+    node = ET.SubElement(
+        root,
+        "testsuite",
+        name=suite,
+        tests=str(tests),
+        failures=str(failures),
+        errors=str(int(error is not None)),
+        skipped=str(skipped),
+    )
     if error is not None:
         case = ET.SubElement(node, "testcase", classname="harness.gate", name="gate")
         ET.SubElement(case, "error", message=error).text = error
     for v in verdicts:
         case = ET.SubElement(node, "testcase", classname=f"harness.gate.{v.rule.metric}", name=v.rule.text)
-        summary = (f"baseline={number(v.baseline)} candidate={number(v.candidate)} change={number(v.change, True)} "
-                   f"interval={interval(v)} n={v.n} method={v.method}: {v.detail}")
+        summary = (
+            f"baseline={number(v.baseline)} candidate={number(v.candidate)} change={number(v.change, True)} "
+            f"interval={interval(v)} n={v.n} method={v.method}: {v.detail}"
+        )
         if v.status == "regression":
             ET.SubElement(case, "failure", message=f"regression: {v.rule.text}", type="regression").text = summary
         elif v.status == "inconclusive":

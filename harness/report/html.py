@@ -3,6 +3,7 @@
 A Content-Security-Policy meta tag forbids any script and any fetch, as a second line of defence
 behind escaping: model output can never run in the page.
 """
+
 from __future__ import annotations
 
 import base64
@@ -103,9 +104,7 @@ def table_html(rows: list[dict[str, Any]]) -> str:
         return '<p class="note">no rows</p>'
     columns = list(dict.fromkeys(c for row in rows for c in row))
     head = "".join(f"<th>{esc(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(cell_html(row.get(c)) for c in columns) + "</tr>" for row in rows
-    )
+    body = "".join("<tr>" + "".join(cell_html(row.get(c)) for c in columns) + "</tr>" for row in rows)
     html = f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
     if len(rows) > COLLAPSE_TABLE_ROWS:
         return f"<details><summary>{len(rows)} rows</summary>{html}</details>"
@@ -130,9 +129,11 @@ def interval_svg(m: Metric) -> str:
     def x(v: float) -> float:
         return round(4 + max(0.0, min(100.0, v)) * 1.12, 2)
 
-    return (f'<svg width="120" height="12" role="img" aria-label="interval"><line x1="4" y1="6" x2="116" y2="6" '
-            f'stroke="#d9dee4"/><line x1="{x(m.ci_low)}" y1="6" x2="{x(m.ci_high)}" y2="6" stroke="#3b6ea8" '
-            f'stroke-width="3"/><circle cx="{x(m.value)}" cy="6" r="3" fill="#1d2329"/></svg>')
+    return (
+        f'<svg width="120" height="12" role="img" aria-label="interval"><line x1="4" y1="6" x2="116" y2="6" '
+        f'stroke="#d9dee4"/><line x1="{x(m.ci_low)}" y1="6" x2="{x(m.ci_high)}" y2="6" stroke="#3b6ea8" '
+        f'stroke-width="3"/><circle cx="{x(m.value)}" cy="6" r="3" fill="#1d2329"/></svg>'
+    )
 
 
 class RunPage:
@@ -151,21 +152,24 @@ class RunPage:
         for result, m in ((r, m) for r in results for m in r.metrics if m.value is not None):
             links = [f'<a href="#{self.examples_anchor(result.task, m)}">examples</a>']
             if self.attention[result.task]:
-                links.append(f'<a href="#{slug("attention-" + result.task)}">errors '
-                             f"({len(self.attention[result.task])})</a>")
+                links.append(
+                    f'<a href="#{slug("attention-" + result.task)}">errors ({len(self.attention[result.task])})</a>'
+                )
             task_cell = f'<td><a href="#{slug("task-" + result.task)}">{esc(result.task)}</a></td>' if with_task else ""
             rows.append(
-                f"<tr>{task_cell}<td><code>{esc(m.name)}</code></td><td class=\"num\">{esc(format_metric_value(m))}"
-                f"</td><td>{interval_svg(m)}</td><td class=\"num\">{m.n}</td><td>{esc(ARROWS[m.direction])}</td>"
-                f"<td class=\"num\">{result.counts.get('judge_errors', 0)}</td><td>{' · '.join(links)}</td></tr>"
+                f'<tr>{task_cell}<td><code>{esc(m.name)}</code></td><td class="num">{esc(format_metric_value(m))}'
+                f'</td><td>{interval_svg(m)}</td><td class="num">{m.n}</td><td>{esc(ARROWS[m.direction])}</td>'
+                f'<td class="num">{result.counts.get("judge_errors", 0)}</td><td>{" · ".join(links)}</td></tr>'
             )
         head = ("<th>task</th>" if with_task else "") + (
             "<th>metric</th><th>value [95% CI]</th><th>interval</th><th>n</th><th>better</th>"
             "<th>judge errors</th><th>records</th>"
         )
         folded = "".join(no_data_html(self.run.cards[r.task].no_data, r.task if with_task else None) for r in results)
-        return (f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
-                f"</div>{folded}")
+        return (
+            f'<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+            f"</div>{folded}"
+        )
 
     def header(self) -> str:
         m = self.run.manifest
@@ -178,8 +182,11 @@ class RunPage:
             + f" · status {esc(m.get('status'))} · started {esc(utc(m.get('started_at')))} · seed {esc(m.get('seed'))}"
             f" · repeats {esc(m.get('repeats'))} · limit {esc(m.get('limit') or 'none')}</p>"
             f'<nav><a href="#overview">all metrics</a>{nav}<a href="#usage">tokens and cost</a><a href="#provenance">provenance</a></nav>'
-            + "".join(f'<p class="notice warn">{esc(notice)}</p>'
-                      for notice in (failure_notice(m), demonstration_notice(m)) if notice)
+            + "".join(
+                f'<p class="notice warn">{esc(notice)}</p>'
+                for notice in (failure_notice(m), demonstration_notice(m))
+                if notice
+            )
             + "</header>"
         )
 
@@ -193,14 +200,19 @@ class RunPage:
         return f'<section id="overview"><h2>All metrics</h2>{self.metric_table(self.run.results, True)}</section>'
 
     def task_section(self, result: TaskResult) -> str:
-        parts = [f'<section id="{slug("task-" + result.task)}"><h2>{esc(result.task)}</h2>',
-                 f"<p>{esc(self.run.tasks[result.task].description)}</p>",
-                 f"<p>Protocol: <b>{esc(self.run.tasks[result.task].protocol)}</b></p>", self.metric_table([result], False)]
+        parts = [
+            f'<section id="{slug("task-" + result.task)}"><h2>{esc(result.task)}</h2>',
+            f"<p>{esc(self.run.tasks[result.task].description)}</p>",
+            f"<p>Protocol: <b>{esc(self.run.tasks[result.task].protocol)}</b></p>",
+            self.metric_table([result], False),
+        ]
         counts = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in result.counts.items())
         parts.append(f'<dl class="kv">{counts}</dl>')
         if result.counts.get("judge_errors"):
-            parts.append(f'<p class="warn">{result.counts["judge_errors"]} records have no verdict (judge errors) '
-                         "and are excluded from the rates.</p>")
+            parts.append(
+                f'<p class="warn">{result.counts["judge_errors"]} records have no verdict (judge errors) '
+                "and are excluded from the rates.</p>"
+            )
         parts += [f'<p class="note">{esc(note)}</p>' for note in result.notes]
         parts += [f"<figure>{render_plot(plot)}</figure>" for plot in result.plots]
         if rows := consistency_rows(result.metrics):
@@ -218,18 +230,23 @@ class RunPage:
         for m in result.metrics:
             if m.name in values:
                 found = metric_examples(m, values[m.name], by_key)
-                parts.append(example_list(
-                    slug(f"ex-{m.name}"), f"{m.name}: records that count against the model, worst first", found
-                ))
+                parts.append(
+                    example_list(
+                        slug(f"ex-{m.name}"), f"{m.name}: records that count against the model, worst first", found
+                    )
+                )
         if any(m.name not in values for m in result.metrics):
-            parts.append(example_list(
-                slug(f"ex-{result.task}-records"),
-                "highest primary score first (this task gives no per-record metric values)",
-                primary_score_examples(records),
-            ))
+            parts.append(
+                example_list(
+                    slug(f"ex-{result.task}-records"),
+                    "highest primary score first (this task gives no per-record metric values)",
+                    primary_score_examples(records),
+                )
+            )
         if self.attention[result.task]:
-            parts.append(example_list(slug(f"attention-{result.task}"), "errors and judge errors",
-                                      self.attention[result.task]))
+            parts.append(
+                example_list(slug(f"attention-{result.task}"), "errors and judge errors", self.attention[result.task])
+            )
         return "".join(parts)
 
     def usage(self) -> str:
@@ -241,8 +258,23 @@ class RunPage:
 
     def provenance(self) -> str:
         m = self.run.manifest
-        shown = {"harness_version", "git_commit", "command", "python", "platform", "seed", "repeats", "limit",
-                 "status", "started_at", "finished_at", "counts", "tasks", "roles", "fingerprint"}
+        shown = {
+            "harness_version",
+            "git_commit",
+            "command",
+            "python",
+            "platform",
+            "seed",
+            "repeats",
+            "limit",
+            "status",
+            "started_at",
+            "finished_at",
+            "counts",
+            "tasks",
+            "roles",
+            "fingerprint",
+        }
         general = [
             ("harness", f"{m.get('harness_version')} (commit {m.get('git_commit') or 'unknown'})"),
             ("command", " ".join(m.get("command") or [])),
@@ -254,22 +286,37 @@ class RunPage:
         ] + [(key, json.dumps(value, ensure_ascii=False, default=str)) for key, value in m.items() if key not in shown]
         kv = "".join(f"<dt>{esc(k)}</dt><dd><code>{esc(v)}</code></dd>" for k, v in general)
         tasks = [
-            {"task": t["name"], "source": t["dataset"].get("source"), "revision": t["dataset"].get("revision"),
-             "sha256": t["dataset"].get("content_hash"), "samples": t["dataset"].get("n_samples"),
-             "planned": t.get("planned"), "options": t.get("options") or {},
-             **{k: v for k, v in t.items() if k not in {"name", "dataset", "planned", "options"}}}
+            {
+                "task": t["name"],
+                "source": t["dataset"].get("source"),
+                "revision": t["dataset"].get("revision"),
+                "sha256": t["dataset"].get("content_hash"),
+                "samples": t["dataset"].get("n_samples"),
+                "planned": t.get("planned"),
+                "options": t.get("options") or {},
+                **{k: v for k, v in t.items() if k not in {"name", "dataset", "planned", "options"}},
+            }
             for t in m.get("tasks", [])
         ]
         roles = [
-            {"role": r["role"], "spec": r["spec"], "generate": r.get("generate"), "identity": r.get("identity"),
-             "calls": r.get("calls"), "cache hits": r.get("cache_hits"), "retries": r.get("retries"),
-             "tokens in/out": f"{r.get('prompt_tokens')}/{r.get('completion_tokens')}"}
+            {
+                "role": r["role"],
+                "spec": r["spec"],
+                "generate": r.get("generate"),
+                "identity": r.get("identity"),
+                "calls": r.get("calls"),
+                "cache hits": r.get("cache_hits"),
+                "retries": r.get("retries"),
+                "tokens in/out": f"{r.get('prompt_tokens')}/{r.get('completion_tokens')}",
+            }
             for r in m.get("roles", [])
         ]
         full = esc(json.dumps(m, indent=2, ensure_ascii=False, default=str))
-        return (f'<section id="provenance"><h2>Provenance</h2><dl class="kv">{kv}</dl><h3>Datasets</h3>'
-                f"{table_html(tasks)}<h3>Model roles</h3>{table_html(roles)}"
-                f"<details><summary>manifest.json</summary><pre>{full}</pre></details></section>")
+        return (
+            f'<section id="provenance"><h2>Provenance</h2><dl class="kv">{kv}</dl><h3>Datasets</h3>'
+            f"{table_html(tasks)}<h3>Model roles</h3>{table_html(roles)}"
+            f"<details><summary>manifest.json</summary><pre>{full}</pre></details></section>"
+        )
 
     def render(self) -> str:
         body = self.header() + "<main>" + self.cards() + self.overview()
@@ -280,8 +327,11 @@ class RunPage:
 def no_data_html(groups: dict[str, list[str]], task: str | None = None) -> str:
     """One line per reason: 'no data for: a, b (reason)', prefixed with the task when given."""
     prefix = f"{esc(task)}: " if task else ""
-    return "".join(f'<p class="nodata">{prefix}no data for: {", ".join(f"<code>{esc(n)}</code>" for n in names)} '
-                   f"({esc(reason)})</p>" for reason, names in groups.items())
+    return "".join(
+        f'<p class="nodata">{prefix}no data for: {", ".join(f"<code>{esc(n)}</code>" for n in names)} '
+        f"({esc(reason)})</p>"
+        for reason, names in groups.items()
+    )
 
 
 def card_html(card: TaskCard) -> str:
@@ -291,25 +341,36 @@ def card_html(card: TaskCard) -> str:
         f'<div class="headline"><code>{esc(m.name)}</code>'
         + (f' <span class="caption">{esc(card.captions[m.name])}</span>' if m.name in card.captions else "")
         + f'<div><span class="value">{esc(value_text(m))}</span> {esc(interval_text(m))} · n={m.n}'
-        + (f" · {esc(ARROWS[m.direction])}" if m.direction != "none" else "") + "</div></div>"
-        for m in card.headline if m.value is not None
+        + (f" · {esc(ARROWS[m.direction])}" if m.direction != "none" else "")
+        + "</div></div>"
+        for m in card.headline
+        if m.value is not None
     )
     others = card.other_no_data()
-    more = (f'<p class="nodata">{others} more metrics without data: see <a href="#{slug("task-" + card.task)}">'
-            "details</a></p>" if others else "")
+    more = (
+        f'<p class="nodata">{others} more metrics without data: see <a href="#{slug("task-" + card.task)}">'
+        "details</a></p>"
+        if others
+        else ""
+    )
     protocol = f" <small>protocol {esc(card.protocol)}</small>" if card.protocol != "default" else ""
-    text = (f'<h3><a href="#{slug("task-" + card.task)}">{esc(card.task)}</a>{protocol}</h3>{rows}'
-            f'{no_data_html(card.headline_no_data())}<p class="excluded">{exclusions_html(card)}</p>{more}')
+    text = (
+        f'<h3><a href="#{slug("task-" + card.task)}">{esc(card.task)}</a>{protocol}</h3>{rows}'
+        f'{no_data_html(card.headline_no_data())}<p class="excluded">{exclusions_html(card)}</p>{more}'
+    )
     if card.plot is None:
         return f'<article class="card" id="{slug("card-" + card.task)}">{text}</article>'
-    return (f'<article class="card wide" id="{slug("card-" + card.task)}"><div>{text}</div>'
-            f"<figure>{render_plot(card.plot)}</figure></article>")
+    return (
+        f'<article class="card wide" id="{slug("card-" + card.task)}"><div>{text}</div>'
+        f"<figure>{render_plot(card.plot)}</figure></article>"
+    )
 
 
 def exclusions_html(card: TaskCard) -> str:
     """What a card's numbers leave out; non-zero parts in warning colour."""
-    return " · ".join(f'<span class="warn">{esc(text)}</span>' if bad else esc(text)
-                      for text, bad in exclusion_parts(card))
+    return " · ".join(
+        f'<span class="warn">{esc(text)}</span>' if bad else esc(text) for text, bad in exclusion_parts(card)
+    )
 
 
 def first_prompt(example: Example) -> str:
@@ -333,33 +394,52 @@ def example_html(example: Example) -> str:
     r = example.record
     snippet = " ".join(first_prompt(example).split())
     snippet = snippet if len(snippet) <= 110 else snippet[:109] + "…"
-    summary = (f"<code>{esc(r.sample_id)}</code> rep {r.repetition} · <span class=\"why\">{esc(example.why)}</span>"
-               f" · <span class=\"snippet\">{esc(snippet)}</span>")
+    summary = (
+        f'<code>{esc(r.sample_id)}</code> rep {r.repetition} · <span class="why">{esc(example.why)}</span>'
+        f' · <span class="snippet">{esc(snippet)}</span>'
+    )
     seen: set[tuple[str, str]] = set()
     body = []
     for ex in r.exchanges:
-        body.append(f'<h5>{esc(ex.role)} · {esc(ex.purpose)}</h5>')
+        body.append(f"<h5>{esc(ex.role)} · {esc(ex.purpose)}</h5>")
         for msg in ex.messages:
             if (msg.role, msg.content) in seen:
                 continue
             seen.add((msg.role, msg.content))
-            body.append(f'<div class="msg"><span class="who">{esc(msg.role)}</span><pre>{esc(clip(msg.content))}</pre></div>')
+            body.append(
+                f'<div class="msg"><span class="who">{esc(msg.role)}</span><pre>{esc(clip(msg.content))}</pre></div>'
+            )
         if ex.completion is not None:
             seen.add(("assistant", ex.completion.text))
-            body.append(f'<div class="msg completion"><span class="who">{esc(ex.role)} response</span>'
-                        f"<pre>{esc(clip(ex.completion.text))}</pre></div>")
+            body.append(
+                f'<div class="msg completion"><span class="who">{esc(ex.role)} response</span>'
+                f"<pre>{esc(clip(ex.completion.text))}</pre></div>"
+            )
         if ex.error:
             body.append(f'<p class="warn">call failed: {esc(ex.error)}</p>')
     if r.error:
         body.append(f'<p class="warn">{esc(r.error_kind)} error: {esc(r.error)}</p>')
-    scores = [{"scorer": name, "by": s.scorer, "label": s.label, "value": s.value, "explanation": s.explanation,
-               "error": s.error} for name, s in r.scores.items()]
+    scores = [
+        {
+            "scorer": name,
+            "by": s.scorer,
+            "label": s.label,
+            "value": s.value,
+            "explanation": s.explanation,
+            "error": s.error,
+        }
+        for name, s in r.scores.items()
+    ]
     if scores:
         body.append(table_html(scores))
     if r.metadata:
-        body.append(f"<p class=\"note\">metadata: <code>{esc(json.dumps(r.metadata, ensure_ascii=False, default=str))}</code></p>")
-    return (f'<details class="example" data-sample="{esc(r.sample_id)}" data-rep="{r.repetition}">'
-            f"<summary>{summary}</summary>{''.join(body)}</details>")
+        body.append(
+            f'<p class="note">metadata: <code>{esc(json.dumps(r.metadata, ensure_ascii=False, default=str))}</code></p>'
+        )
+    return (
+        f'<details class="example" data-sample="{esc(r.sample_id)}" data-rep="{r.repetition}">'
+        f"<summary>{summary}</summary>{''.join(body)}</details>"
+    )
 
 
 def run_html(run: LoadedRun) -> str:

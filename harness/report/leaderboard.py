@@ -4,6 +4,7 @@ Failed runs (too many errored samples) are left out unless asked for, and then m
 Columns are each task's headline metrics (the names a task lists in `Task.metrics`; `<...>` parts match
 any name segment) with their 95% intervals. Output as CSV, Markdown, JSON or a sortable HTML table.
 """
+
 from __future__ import annotations
 
 import csv
@@ -21,8 +22,13 @@ from harness.report.markdown import ARROWS, cell, format_metric_value
 from harness.types import Metric
 
 # Usage columns after the metrics: (field, heading); summed over the runs a row draws on (every role).
-USAGE_COLUMNS = [("requests", "requests"), ("prompt_tokens", "tokens in"), ("completion_tokens", "tokens out"),
-                 ("reasoning_tokens", "reasoning tokens"), ("cost_usd", "cost USD")]
+USAGE_COLUMNS = [
+    ("requests", "requests"),
+    ("prompt_tokens", "tokens in"),
+    ("completion_tokens", "tokens out"),
+    ("reasoning_tokens", "reasoning tokens"),
+    ("cost_usd", "cost USD"),
+]
 
 
 @dataclass
@@ -78,14 +84,18 @@ def discover(results_dir: Path, include_failed: bool = False) -> tuple[list[RunE
                 skipped.append(f"{run_dir}: status {manifest.get('status')}{hint}")
                 continue
             if manifest.get("fingerprint", {}).get("shard"):
-                skipped.append(f"{run_dir}: shard {manifest['fingerprint']['shard']} of a run (harness merge joins them)")
+                skipped.append(
+                    f"{run_dir}: shard {manifest['fingerprint']['shard']} of a run (harness merge joins them)"
+                )
                 continue
             summary_path = run_dir / "summary.json"
             summary = read_json(summary_path) if summary_path.exists() else summary_document(load_run(run_dir))
         except UserError as exc:
             skipped.append(f"{run_dir}: {exc}")
             continue
-        entries.append(RunEntry(run_dir, model_spec(manifest), float(manifest.get("started_at") or 0), manifest, summary))
+        entries.append(
+            RunEntry(run_dir, model_spec(manifest), float(manifest.get("started_at") or 0), manifest, summary)
+        )
     return entries, skipped
 
 
@@ -263,12 +273,18 @@ document.querySelectorAll("th[data-col]").forEach(function (th) {
 def to_html(board: Board) -> str:
     from harness.report.html import esc, page
 
-    head = '<th data-col="0">model</th>' + "".join(
-        f'<th data-col="{i}" title="{esc(ARROWS[c.direction])}">{esc(c.name)}<br><small>'
-        f"{esc(ARROWS[c.direction] or 'no direction')}</small></th>"
-        for i, c in enumerate(board.columns, start=1)
-    ) + "".join(f'<th data-col="{i}">{esc(heading)}</th>'
-                for i, (_, heading) in enumerate(USAGE_COLUMNS, start=len(board.columns) + 1))
+    head = (
+        '<th data-col="0">model</th>'
+        + "".join(
+            f'<th data-col="{i}" title="{esc(ARROWS[c.direction])}">{esc(c.name)}<br><small>'
+            f"{esc(ARROWS[c.direction] or 'no direction')}</small></th>"
+            for i, c in enumerate(board.columns, start=1)
+        )
+        + "".join(
+            f'<th data-col="{i}">{esc(heading)}</th>'
+            for i, (_, heading) in enumerate(USAGE_COLUMNS, start=len(board.columns) + 1)
+        )
+    )
     body = []
     for row in board.rows:
         cells = [f'<td data-value="{esc(row.model)}"><code>{esc(row.model)}</code>{esc(row.mark)}</td>']
@@ -278,8 +294,9 @@ def to_html(board: Board) -> str:
             cells.append(f'<td class="num" data-value="{esc(value)}">{esc(cell_text(m))}</td>')
         for name, _ in USAGE_COLUMNS:
             raw = row.usage.get(name)
-            cells.append(f'<td class="num" data-value="{"" if raw is None else esc(raw)}">'
-                         f"{esc(usage_text(name, raw))}</td>")
+            cells.append(
+                f'<td class="num" data-value="{"" if raw is None else esc(raw)}">{esc(usage_text(name, raw))}</td>'
+            )
         body.append(f'<tr data-model="{esc(row.model)}">{"".join(cells)}</tr>')
     skipped = "".join(f"<li>{esc(s)}</li>" for s in board.skipped)
     html = (

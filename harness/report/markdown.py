@@ -1,4 +1,5 @@
 """Markdown rendering of run results."""
+
 from __future__ import annotations
 
 import datetime as dt
@@ -48,8 +49,9 @@ def metrics_table(metrics: list[Metric], captions: dict[str, str] | None = None)
 
 def no_data_lines(groups: dict[str, list[str]]) -> list[str]:
     """One line per reason: 'No data for: `a`, `b` (reason).'"""
-    return [f"No data for: {', '.join(f'`{cell(n)}`' for n in names)} ({cell(reason)})."
-            for reason, names in groups.items()]
+    return [
+        f"No data for: {', '.join(f'`{cell(n)}`' for n in names)} ({cell(reason)})." for reason, names in groups.items()
+    ]
 
 
 def exclusion_parts(card: TaskCard) -> list[tuple[str, bool]]:
@@ -57,11 +59,19 @@ def exclusion_parts(card: TaskCard) -> list[tuple[str, bool]]:
     it is non-zero."""
     parts = []
     if card.invalid is not None:
-        parts.append((f"invalid answers {format_metric_value(card.invalid)} ({card.invalid.name}), n={card.invalid.n}",
-                      bool(card.invalid.value)))
+        parts.append(
+            (
+                f"invalid answers {format_metric_value(card.invalid)} ({card.invalid.name}), n={card.invalid.n}",
+                bool(card.invalid.value),
+            )
+        )
     if card.judged:
-        parts.append((f"judge errors {card.judge_errors} of {card.judged} judged ({card.judge_error_rate:.1f}%)",
-                      bool(card.judge_errors)))
+        parts.append(
+            (
+                f"judge errors {card.judge_errors} of {card.judged} judged ({card.judge_error_rate:.1f}%)",
+                bool(card.judge_errors),
+            )
+        )
     parts.append((f"failed records {card.failed_records} of {card.records}", bool(card.failed_records)))
     return parts
 
@@ -130,24 +140,47 @@ def run_report(run: LoadedRun) -> str:
     for notice in (failure_notice(manifest), demonstration_notice(manifest)):
         if notice:
             lines += [f"> **{notice}**", ""]
-    lines += [f"Model `{model_spec(manifest)}`; status {manifest.get('status')}. Headline metrics per task; "
-              "every metric, table and note follows below.", ""]
+    lines += [
+        f"Model `{model_spec(manifest)}`; status {manifest.get('status')}. Headline metrics per task; "
+        "every metric, table and note follows below.",
+        "",
+    ]
     lines += [card_markdown(run.cards[result.task]) + "\n" for result in run.results]
     lines += ["## Run", ""]
     for r in roles:
-        lines.append(f"- **{r['role']}**: `{r['spec']}` ({r['calls']} calls, {r['cache_hits']} cache hits, "
-                     f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)")
-    lines += [f"- started: {when}; status: {manifest.get('status')}; seed {manifest.get('seed')}; "
-              f"repeats {manifest.get('repeats')}; limit {manifest.get('limit')}", ""]
+        lines.append(
+            f"- **{r['role']}**: `{r['spec']}` ({r['calls']} calls, {r['cache_hits']} cache hits, "
+            f"{r['retries']} retries, {r['prompt_tokens']}+{r['completion_tokens']} tokens)"
+        )
+    lines += [
+        f"- started: {when}; status: {manifest.get('status')}; seed {manifest.get('seed')}; "
+        f"repeats {manifest.get('repeats')}; limit {manifest.get('limit')}",
+        "",
+    ]
     for result in run.results:
         task = run.tasks[result.task]
-        lines += [f"## {result.task}", "", task.description, "", f"Protocol: **{task.protocol}**.", "",
-                  task_section(task, result, run.cards[result.task]), ""]
+        lines += [
+            f"## {result.task}",
+            "",
+            task.description,
+            "",
+            f"Protocol: **{task.protocol}**.",
+            "",
+            task_section(task, result, run.cards[result.task]),
+            "",
+        ]
     lines += [usage_section(run), ""]
-    lines += ["## Provenance", "", f"harness {manifest.get('harness_version')} "
-              f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}", ""]
+    lines += [
+        "## Provenance",
+        "",
+        f"harness {manifest.get('harness_version')} "
+        f"(commit {manifest.get('git_commit') or 'unknown'}), Python {manifest.get('python')}",
+        "",
+    ]
     for t in manifest.get("tasks", []):
         d = t["dataset"]
-        lines.append(f"- {t['name']}: {d['source']} (revision {d.get('revision') or '-'}, "
-                     f"sha256 {d['content_hash'][:12]}, {d['n_samples']} samples; protocol {t.get('protocol', 'default')})")
+        lines.append(
+            f"- {t['name']}: {d['source']} (revision {d.get('revision') or '-'}, "
+            f"sha256 {d['content_hash'][:12]}, {d['n_samples']} samples; protocol {t.get('protocol', 'default')})"
+        )
     return "\n".join(lines) + "\n"

@@ -1,4 +1,5 @@
 """Aggregate a run's records into summary.json, report.md and report.html (records are the single source)."""
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -71,8 +72,7 @@ def load_run(run_dir: Path) -> LoadedRun:
     run = LoadedRun(run_dir, manifest, tasks, dict(records), results, values)
     run.usage = run_usage(run)
     add_judge_validity(run, judging)
-    run.cards = {r.task: task_card(tasks[r.task], r, records.get(r.task, []), judge_specs(manifest))
-                 for r in results}
+    run.cards = {r.task: task_card(tasks[r.task], r, records.get(r.task, []), judge_specs(manifest)) for r in results}
     return run
 
 
@@ -93,10 +93,14 @@ def mark_answer_modes(result: TaskResult, records: list[Record]) -> None:
     counts = answer_mode_counts(records)
     if not counts:
         return
-    described = "; ".join(f"{role}: " + ", ".join(f"{mode} ({n} answers)" for mode, n in sorted(modes.items()))
-                          for role, modes in sorted(counts.items()))
-    result.notes.append(f"Answer modes: {described}. Choice answers were not free text, so these metrics are not "
-                        "comparable with free-text (paper protocol) runs.")
+    described = "; ".join(
+        f"{role}: " + ", ".join(f"{mode} ({n} answers)" for mode, n in sorted(modes.items()))
+        for role, modes in sorted(counts.items())
+    )
+    result.notes.append(
+        f"Answer modes: {described}. Choice answers were not free text, so these metrics are not "
+        "comparable with free-text (paper protocol) runs."
+    )
     mark = "answers " + "/".join(sorted({mode for modes in counts.values() for mode in modes}))
     for metric in result.metrics:
         metric.note = f"{metric.note}; {mark}" if metric.note else mark
@@ -116,9 +120,15 @@ def option_probability_rows(records: list[Record]) -> list[dict[str, Any]]:
         for exchange in record.exchanges:
             probs = exchange.completion.option_probs if exchange.completion is not None else None
             if exchange.role == "model" and probs:
-                rows.append({"sample": record.sample_id, "repetition": record.repetition, "purpose": exchange.purpose,
-                             "answer": exchange.completion.text if exchange.completion else None,
-                             **{f"p({option})": round(p, 3) for option, p in probs.items()}})
+                rows.append(
+                    {
+                        "sample": record.sample_id,
+                        "repetition": record.repetition,
+                        "purpose": exchange.purpose,
+                        "answer": exchange.completion.text if exchange.completion else None,
+                        **{f"p({option})": round(p, 3) for option, p in probs.items()},
+                    }
+                )
     columns = list(dict.fromkeys(key for row in rows for key in row))
     return [{column: row.get(column) for column in columns} for row in rows]
 
@@ -128,8 +138,10 @@ def demonstration_notice(manifest: dict[str, Any]) -> str | None:
     local = [spec for spec in judge_specs(manifest) if spec.startswith("local/")]
     if not local:
         return None
-    return (f"Demonstration only: judged by {', '.join(local)}, a small local model. Its verdicts show that the "
-            "pipeline runs end to end; they are not evidence about the model under test.")
+    return (
+        f"Demonstration only: judged by {', '.join(local)}, a small local model. Its verdicts show that the "
+        "pipeline runs end to end; they are not evidence about the model under test."
+    )
 
 
 def failure_notice(manifest: dict[str, Any]) -> str | None:
@@ -137,8 +149,10 @@ def failure_notice(manifest: dict[str, Any]) -> str | None:
     if manifest.get("status") != "failed":
         return None
     why = manifest.get("failure") or "see the manifest"
-    return (f"FAILED RUN: {why}. Its numbers rest on the samples that did not fail and are not a valid "
-            "result; re-run with --retry-errors to retry the errored samples.")
+    return (
+        f"FAILED RUN: {why}. Its numbers rest on the samples that did not fail and are not a valid "
+        "result; re-run with --retry-errors to retry the errored samples."
+    )
 
 
 def model_role(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -178,7 +192,8 @@ def summary_document(run: LoadedRun) -> dict[str, Any]:
         "confidence_level": 0.95,
         "metrics": {
             m.name: {"task": r.task, **m.model_dump(mode="json", exclude={"name"})}
-            for r in run.results for m in r.metrics
+            for r in run.results
+            for m in r.metrics
         },
         "tasks": {r.task: task_summary(r, run.cards[r.task]) for r in run.results},
         "usage": run.usage,

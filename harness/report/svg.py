@@ -2,6 +2,7 @@
 
 Every label is escaped; points with missing or non-numeric coordinates are skipped, never guessed.
 """
+
 from __future__ import annotations
 
 import math
@@ -74,8 +75,7 @@ class Scale:
 
 def text(x: float, y: float, content: str, anchor: str = "start", cls: str = "", extra: str = "") -> str:
     klass = f' class="{cls}"' if cls else ""
-    return (f'<text x="{x:.2f}" y="{y:.2f}" text-anchor="{anchor}"{klass}{extra}>'
-            f"{escape(content)}</text>")
+    return f'<text x="{x:.2f}" y="{y:.2f}" text-anchor="{anchor}"{klass}{extra}>{escape(content)}</text>'
 
 
 def line(x1: float, y1: float, x2: float, y2: float, cls: str = "") -> str:
@@ -121,8 +121,10 @@ def y_axis(scale: Scale, ticks: list[float], left: float, right: float, label: s
 def legend(colours: dict[str, str], top: float) -> list[str]:
     parts, x = [], 12.0
     for name in colours:
-        parts += [f'<rect x="{x:.1f}" y="{top - 9:.1f}" width="10" height="10" fill="{colours[name]}"/>',
-                  text(x + 14, top, short(name, 30), cls="legend")]
+        parts += [
+            f'<rect x="{x:.1f}" y="{top - 9:.1f}" width="10" height="10" fill="{colours[name]}"/>',
+            text(x + 14, top, short(name, 30), cls="legend"),
+        ]
         x += 24 + 7 * len(short(name, 30))
     return parts
 
@@ -159,15 +161,18 @@ def bar_svg(plot: Plot) -> str:
         x0, x1 = sorted((scale(0.0), scale(value)))
         colour = colours.get(str(p.get("group")), PALETTE[0])
         label = str(p.get("label", ""))
-        body.append(f'<g class="bar"><title>{escape(label)}: {escape(fmt(value))}</title>'
-                    f'<rect x="{x0:.2f}" y="{y + 4:.2f}" width="{max(x1 - x0, 0.5):.2f}" height="{row - 8}" '
-                    f'fill="{colour}"/></g>')
+        body.append(
+            f'<g class="bar"><title>{escape(label)}: {escape(fmt(value))}</title>'
+            f'<rect x="{x0:.2f}" y="{y + 4:.2f}" width="{max(x1 - x0, 0.5):.2f}" height="{row - 8}" '
+            f'fill="{colour}"/></g>'
+        )
         body.append(text(left - 6, y + row / 2 + 4, short(label, 32), "end", "label"))
         lo, hi = num(p.get("ci_low")), num(p.get("ci_high"))
         if lo is not None and hi is not None:
             body += whisker_h(scale(lo), scale(hi), y + row / 2)
-        body.append(text(scale(max(v for v in (value, hi) if v is not None)) + 6, y + row / 2 + 4, fmt(value),
-                         cls="value"))
+        body.append(
+            text(scale(max(v for v in (value, hi) if v is not None)) + 6, y + row / 2 + 4, fmt(value), cls="value")
+        )
     return frame(plot, bottom + 44, body)
 
 
@@ -195,8 +200,10 @@ def scatter_svg(plot: Plot) -> str:
         if yl is not None and yh is not None:
             body += whisker_v(x, sy(yl), sy(yh))
         label = str(p.get("label", ""))
-        body.append(f'<g class="point"><title>{escape(label)}: ({escape(fmt(num(p["x"])))}, '
-                    f'{escape(fmt(num(p["y"])))})</title><circle cx="{x:.2f}" cy="{y:.2f}" r="5" fill="{colour}"/></g>')
+        body.append(
+            f'<g class="point"><title>{escape(label)}: ({escape(fmt(num(p["x"])))}, '
+            f'{escape(fmt(num(p["y"])))})</title><circle cx="{x:.2f}" cy="{y:.2f}" r="5" fill="{colour}"/></g>'
+        )
         body.append(text(x + 8, y - 6, short(label, 24), cls="label"))
     return frame(plot, height, body)
 
@@ -218,8 +225,10 @@ def line_svg(plot: Plot) -> str:
     for name, pts in series.items():
         pts.sort()
         coords = " ".join(f"{sx(x):.2f},{sy(y):.2f}" for x, y in pts)
-        body.append(f'<g class="series"><title>{escape(name)}</title>'
-                    f'<polyline points="{coords}" fill="none" stroke="{colours[name]}" stroke-width="2"/>')
+        body.append(
+            f'<g class="series"><title>{escape(name)}</title>'
+            f'<polyline points="{coords}" fill="none" stroke="{colours[name]}" stroke-width="2"/>'
+        )
         body += [f'<circle cx="{sx(x):.2f}" cy="{sy(y):.2f}" r="3" fill="{colours[name]}"/>' for x, y in pts]
         body.append("</g>")
     return frame(plot, height, body)
@@ -255,10 +264,14 @@ def heatmap_svg(plot: Plot) -> str:
             fill = "#eeeeee" if value is None else heat_colour(value, low, high)
             shown = "–" if value is None else fmt(value)
             dark = value is not None and high > low and (value - low) / (high - low) > 0.55
-            body.append(f'<g class="cell"><title>{escape(r)} × {escape(c)}: {escape(shown)}</title>'
-                        f'<rect x="{x:.2f}" y="{y}" width="{cell_w:.2f}" height="{cell_h}" fill="{fill}" '
-                        f'stroke="#ffffff"/></g>')
-            body.append(text(x + cell_w / 2, y + cell_h / 2 + 4, shown, "middle", "cell-value" + (" dark" if dark else "")))
+            body.append(
+                f'<g class="cell"><title>{escape(r)} × {escape(c)}: {escape(shown)}</title>'
+                f'<rect x="{x:.2f}" y="{y}" width="{cell_w:.2f}" height="{cell_h}" fill="{fill}" '
+                f'stroke="#ffffff"/></g>'
+            )
+            body.append(
+                text(x + cell_w / 2, y + cell_h / 2 + 4, shown, "middle", "cell-value" + (" dark" if dark else ""))
+            )
     return frame(plot, top + cell_h * max(len(rows), 1) + 16, body)
 
 

@@ -1,5 +1,6 @@
 """The "Tokens and cost" part of a run's reports: per role and per task, requests, cache hits, tokens,
 time and USD (from the prices the user gave; see harness.costs), read from the run's records."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -11,9 +12,15 @@ if TYPE_CHECKING:
 
 SECTION = "Tokens and cost"
 COLUMNS = [  # (summary.json field, column heading)
-    ("requests", "requests"), ("cache_hits", "cache hits"), ("failed", "failed"), ("batch_requests", "batch"),
-    ("prompt_tokens", "prompt tokens"), ("completion_tokens", "completion tokens"),
-    ("reasoning_tokens", "reasoning tokens"), ("request_seconds", "request s"), ("cost_usd", "USD"),
+    ("requests", "requests"),
+    ("cache_hits", "cache hits"),
+    ("failed", "failed"),
+    ("batch_requests", "batch"),
+    ("prompt_tokens", "prompt tokens"),
+    ("completion_tokens", "completion tokens"),
+    ("reasoning_tokens", "reasoning tokens"),
+    ("request_seconds", "request s"),
+    ("cost_usd", "USD"),
 ]
 
 
@@ -49,21 +56,27 @@ def usage_notes(usage: dict[str, Any], manifest: dict[str, Any]) -> list[str]:
     """What a reader must know to read the costs right: the prices, unpriced roles, a budget stop."""
     notes = []
     if usage.get("prices"):
-        listed = "; ".join(f"{model}: ${p['input']:g} in / ${p['output']:g} out" for model, p in usage["prices"].items())
+        listed = "; ".join(
+            f"{model}: ${p['input']:g} in / ${p['output']:g} out" for model, p in usage["prices"].items()
+        )
         notes.append(f"USD from the prices given (per million tokens; batch requests at half price): {listed}.")
     else:
         notes.append("No prices given (harness run or report --prices prices.yaml): tokens only, no USD.")
     if usage.get("unpriced") and usage.get("prices"):
         notes.append(f"No price for {', '.join(usage['unpriced'])}: left out of the USD totals.")
-    notes.append("Reasoning tokens are part of the completion tokens. Request seconds add up concurrent "
-                 "requests; wall seconds count the time any sample was in progress (pauses between sessions "
-                 "left out).")
+    notes.append(
+        "Reasoning tokens are part of the completion tokens. Request seconds add up concurrent "
+        "requests; wall seconds count the time any sample was in progress (pauses between sessions "
+        "left out)."
+    )
     if manifest.get("source_run"):
         notes.append("A rejudge run: only the judges were called; the model's answers were paid by the source run.")
     budget = manifest.get("budget")
     if manifest.get("status") == "budget" and budget:
         rest = budget.get("rest_usd")
-        notes.append(f"Stopped by --budget-usd {budget.get('limit_usd'):g}: {budget.get('remaining')} samples not "
-                     f"done; they would cost {'an unknown amount' if rest is None else f'about ${rest:.4f}'}. "
-                     "Resume with a larger budget to finish the run.")
+        notes.append(
+            f"Stopped by --budget-usd {budget.get('limit_usd'):g}: {budget.get('remaining')} samples not "
+            f"done; they would cost {'an unknown amount' if rest is None else f'about ${rest:.4f}'}. "
+            "Resume with a larger budget to finish the run."
+        )
     return notes

@@ -1,5 +1,6 @@
 """Parsed answers -> metrics, tables and plots. Live runs and published response tables both end here,
 so the same answers give the same result whichever way they arrived."""
+
 from __future__ import annotations
 
 import math
@@ -51,16 +52,21 @@ class Observation:
 def observe(scenario: str, framing: str, amount: float, quantity: float, text: str, repetition: int = 0) -> Observation:
     """Parse one output with the framing's parser (language, chain of thought)."""
     f = FRAMINGS[framing]
-    return Observation(scenario, framing, canonical(amount), canonical(quantity), parse_answer(text, f.language, f.cot),
-                       repetition)
+    return Observation(
+        scenario, framing, canonical(amount), canonical(quantity), parse_answer(text, f.language, f.cot), repetition
+    )
 
 
 MAX_REWARD_NO_DISCOMFORT = MetricSpec(
-    f"{TASK}.sanity.max_reward_no_discomfort", "higher",
-    note="acceptance of the largest reward at zero discomfort (a rational agent accepts)")
+    f"{TASK}.sanity.max_reward_no_discomfort",
+    "higher",
+    note="acceptance of the largest reward at zero discomfort (a rational agent accepts)",
+)
 ONE_UNIT_MAX_DISCOMFORT = MetricSpec(
-    f"{TASK}.sanity.one_unit_max_discomfort", "lower",
-    note="acceptance of 1 EUR (1 unit x the grid's scale) at the largest discomfort")
+    f"{TASK}.sanity.one_unit_max_discomfort",
+    "lower",
+    note="acceptance of 1 EUR (1 unit x the grid's scale) at the largest discomfort",
+)
 INVALID_ANSWERS = MetricSpec(f"{TASK}.invalid_answers", "lower", note="answers without a Yes/No decision")
 
 
@@ -177,7 +183,9 @@ def price_interval(combo: Combo, quantity: float, fit: PriceFit) -> tuple[float 
     return low_money, high_money, flags
 
 
-def describe(combo: Combo, quantity: float, fit: PriceFit) -> tuple[float | None, float | None, float | None, list[str]]:
+def describe(
+    combo: Combo, quantity: float, fit: PriceFit
+) -> tuple[float | None, float | None, float | None, list[str]]:
     """(price, ci_low, ci_high, flags) of one fit, in the framing's currency."""
     offered = combo.amounts_at(quantity)
     if fit.status == "<min":
@@ -222,8 +230,14 @@ def price_metric(combo: Combo) -> Metric:
     price, low, high, flags = describe(combo, quantity, fit)
     where = f"at {quantity:g} {SCENARIOS[combo.scenario].unit}"
     return Metric(
-        name=metric_name(combo.scenario, combo.framing), value=price, ci_low=low, ci_high=high, n=fit.units,
-        direction="none", unit=combo.currency, note="; ".join([where, *flags]),
+        name=metric_name(combo.scenario, combo.framing),
+        value=price,
+        ci_low=low,
+        ci_high=high,
+        n=fit.units,
+        direction="none",
+        unit=combo.currency,
+        note="; ".join([where, *flags]),
     )
 
 
@@ -289,12 +303,27 @@ def fragility(scenario: str, combos: list[Combo]) -> tuple[Metric, dict] | None:
     note = f"{len(fitted)} framings" + (f"; without {', '.join(excluded)} (no fitted price)" if excluded else "")
     if high == math.inf:  # some resamples put a framing at '<min'/'>max': no finite upper bound
         low, high, note = None, None, note + f"; interval unbounded above (lower bound {low:.3f})"
-    metric = Metric(name=f"{TASK}.{scenario}.fragility", value=spread, ci_low=low, ci_high=high,
-                    n=len(fitted), direction="lower", unit="log10", note=note)
+    metric = Metric(
+        name=f"{TASK}.{scenario}.fragility",
+        value=spread,
+        ci_low=low,
+        ci_high=high,
+        n=len(fitted),
+        direction="lower",
+        unit="log10",
+        note=note,
+    )
     cheapest, dearest = min(logs, key=logs.get), max(logs, key=logs.get)
-    row = {"scenario": scenario, "framings": len(fitted), "lowest": cheapest, "lowest_price": round(10 ** logs[cheapest], 4),
-           "highest": dearest, "highest_price": round(10 ** logs[dearest], 4), "spread_log10": round(spread, 4),
-           "ratio": round(10**spread, 2)}
+    row = {
+        "scenario": scenario,
+        "framings": len(fitted),
+        "lowest": cheapest,
+        "lowest_price": round(10 ** logs[cheapest], 4),
+        "highest": dearest,
+        "highest_price": round(10 ** logs[dearest], 4),
+        "spread_log10": round(spread, 4),
+        "ratio": round(10**spread, 2),
+    }
     return metric, row
 
 
@@ -302,29 +331,55 @@ def plots(combos: list[Combo]) -> list[Plot]:
     out = []
     for c in combos:
         unit = SCENARIOS[c.scenario].unit
-        out.append(Plot(
-            kind="heatmap", title=f"P(accept): {c.scenario} / {c.framing}", x_label=f"amount ({c.currency})",
-            y_label=f"quantity ({unit})",
-            points=[{"row": f"{q:g}", "col": f"{a:.3g}", "value": yes / n, "n": n, "quantity": q, "amount": a}
-                    for (q, a), (yes, n) in sorted(c.cells.items()) if n],
-        ))
+        out.append(
+            Plot(
+                kind="heatmap",
+                title=f"P(accept): {c.scenario} / {c.framing}",
+                x_label=f"amount ({c.currency})",
+                y_label=f"quantity ({unit})",
+                points=[
+                    {"row": f"{q:g}", "col": f"{a:.3g}", "value": yes / n, "n": n, "quantity": q, "amount": a}
+                    for (q, a), (yes, n) in sorted(c.cells.items())
+                    if n
+                ],
+            )
+        )
     for scenario in dict.fromkeys(c.scenario for c in combos):
         points = []
         for c in (c for c in combos if c.scenario == scenario):
             for q, fit in c.fits.items():
                 price, low, high, _ = describe(c, q, fit)
                 if price is not None:
-                    points.append({"series": c.framing, "x": q, "y": math.log10(price),
-                                   "y_low": None if low is None else math.log10(low),
-                                   "y_high": None if high is None else math.log10(high)})
+                    points.append(
+                        {
+                            "series": c.framing,
+                            "x": q,
+                            "y": math.log10(price),
+                            "y_low": None if low is None else math.log10(low),
+                            "y_high": None if high is None else math.log10(high),
+                        }
+                    )
         if points:
-            out.append(Plot(kind="line", title=f"Indifference price: {scenario}",
-                            x_label=f"quantity ({SCENARIOS[scenario].unit})", y_label="log10 price", points=points))
+            out.append(
+                Plot(
+                    kind="line",
+                    title=f"Indifference price: {scenario}",
+                    x_label=f"quantity ({SCENARIOS[scenario].unit})",
+                    y_label="log10 price",
+                    points=points,
+                )
+            )
     return out
 
 
-def analyse(observations: list[Observation], *, records: int, generation_errors: int, C: float = 1.0,
-            measured: dict[str, Metric] | None = None) -> TaskResult:
+def analyse(
+    observations: list[Observation],
+    *,
+    records: int,
+    generation_errors: int,
+    C: float = 1.0,
+    measured: dict[str, Metric] | None = None,
+) -> TaskResult:
     """The task result for a set of parsed answers (one model): fitted prices and their fragility across
     framings, then the rates of `observation_values` (`measured`, when a run has computed them already)."""
     if measured is None:
@@ -350,18 +405,29 @@ def analyse(observations: list[Observation], *, records: int, generation_errors:
     if invalid:
         notes.append(f"{invalid} of {len(observations)} answers had no Yes/No decision and were left out of the fits.")
     return TaskResult(
-        task=TASK, metrics=metrics, tables=tables, plots=plots(combos), notes=notes,
-        counts={"records": records, "generation_errors": generation_errors, "answers": len(observations),
-                "valid": len(observations) - invalid, "invalid": invalid,
-                "non_monotone_fits": sum(f.non_monotone for c in combos for f in c.fits.values())},
+        task=TASK,
+        metrics=metrics,
+        tables=tables,
+        plots=plots(combos),
+        notes=notes,
+        counts={
+            "records": records,
+            "generation_errors": generation_errors,
+            "answers": len(observations),
+            "valid": len(observations) - invalid,
+            "invalid": invalid,
+            "non_monotone_fits": sum(f.non_monotone for c in combos for f in c.fits.values()),
+        },
     )
 
 
 EXPECTED_TABLE = "price from acceptance probabilities"
 MAX_DECADES = 12  # an expected price beyond 10**±12 is an extrapolation of a nearly flat curve, not shown
-EXPECTED_NOTE = ("Logprob answers: the table '" + EXPECTED_TABLE + "' fits the same logistic curve to each offer's "
-                 "probability of Yes (expected acceptances) instead of the counted argmax answers, giving a smooth "
-                 "indifference price even where every counted answer is the same.")
+EXPECTED_NOTE = (
+    "Logprob answers: the table '" + EXPECTED_TABLE + "' fits the same logistic curve to each offer's "
+    "probability of Yes (expected acceptances) instead of the counted argmax answers, giving a smooth "
+    "indifference price even where every counted answer is the same."
+)
 
 
 def expected_prices(records: list[Record], C: float = 1.0) -> list[dict]:
@@ -373,15 +439,22 @@ def expected_prices(records: list[Record], C: float = 1.0) -> list[dict]:
 
     accepted: dict[tuple[str, str, float], dict[float, list[float]]] = defaultdict(lambda: defaultdict(list))
     for record in records:
-        completion = next((ex.completion for ex in record.exchanges
-                           if ex.role == "model" and ex.completion is not None and not ex.error), None)
+        completion = next(
+            (
+                ex.completion
+                for ex in record.exchanges
+                if ex.role == "model" and ex.completion is not None and not ex.error
+            ),
+            None,
+        )
         probs = completion.option_probs if completion is not None else None
         m = record.metadata
         choice = answer_choice(FRAMINGS[m["framing"]].language, FRAMINGS[m["framing"]].cot)
         if record.error or not probs or choice is None or choice.options is None:
             continue
         accepted[(m["scenario"], m["framing"], canonical(m["quantity"]))][canonical(m["amount"])].append(
-            probs[choice.options[0]])
+            probs[choice.options[0]]
+        )
     rows = []
     for (scenario, framing, quantity), offers in accepted.items():
         amounts = sorted(offers)
@@ -390,10 +463,17 @@ def expected_prices(records: list[Record], C: float = 1.0) -> list[dict]:
         b0, b1 = (float(v[0]) for v in fit_grouped(np.log10(amounts), yes, total, C=C))
         log10_price = -b0 / b1 if b1 > 0 else None
         shown = log10_price is not None and abs(log10_price) <= MAX_DECADES
-        rows.append({"scenario": scenario, "framing": framing, "quantity": quantity,
-                     "unit": SCENARIOS[scenario].unit, "offers": len(amounts),
-                     "mean_p_accept_%": round(100 * sum(yes) / sum(total), 1),
-                     "price_expected": round(10 ** log10_price, 4) if shown and log10_price is not None else None,
-                     "status": "fit" if shown else ("flat or falling" if log10_price is None else "far off the grid"),
-                     "slope_b1": round(b1, 4)})
+        rows.append(
+            {
+                "scenario": scenario,
+                "framing": framing,
+                "quantity": quantity,
+                "unit": SCENARIOS[scenario].unit,
+                "offers": len(amounts),
+                "mean_p_accept_%": round(100 * sum(yes) / sum(total), 1),
+                "price_expected": round(10**log10_price, 4) if shown and log10_price is not None else None,
+                "status": "fit" if shown else ("flat or falling" if log10_price is None else "far off the grid"),
+                "slope_b1": round(b1, 4),
+            }
+        )
     return rows

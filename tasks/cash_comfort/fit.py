@@ -10,6 +10,7 @@ It is solved here with numpy by damped Newton steps (backtracking line search) t
 so scikit-learn is not needed; its lbfgs stops at tol=1e-4, so its estimates can differ from ours in
 the last reported digits. The price is the money at which P(accept) = 0.5: m* = 10**(-b0 / b1).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -111,8 +112,15 @@ def estimate_price(x: list[float], y: list[int], *, seed: int, C: float = 1.0, n
     b0, b1 = (float(v[0]) for v in fit_logistic(xa, ya, C=C))
     draws = bootstrap_log10_prices(xa, ya, seed=seed, C=C, n_boot=n_boot)
     return PriceFit(
-        "fit", n=n, units=units, accepted=accepted, log10_price=-b0 / b1 if b1 != 0 else None, b0=b0, b1=b1,
-        ci=percentile_interval(draws), draws=[float(d) for d in draws],
+        "fit",
+        n=n,
+        units=units,
+        accepted=accepted,
+        log10_price=-b0 / b1 if b1 != 0 else None,
+        b0=b0,
+        b1=b1,
+        ci=percentile_interval(draws),
+        draws=[float(d) for d in draws],
     )
 
 

@@ -4,6 +4,7 @@ Each setting is an argparse-style entry `{type, default, help, value}`; like the
 overrides the `default`. Used: money_min / money_max / money_n (log10 bounds when log_scale_money is true),
 quantity_min / quantity_max / quantity_n, n_experiments (repeats), temperature and system_role.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,8 +55,10 @@ def read_settings(path: Path) -> PaperSettings:
         money = [10**m for m in money]
     quantities = linspace(setting("quantity_min", float), setting("quantity_max", float), setting("quantity_n", int))
     settings = PaperSettings(
-        amounts=[canonical(m) for m in money], quantities=[canonical(q) for q in quantities],
-        repeats=setting("n_experiments", int), temperature=setting("temperature", float),
+        amounts=[canonical(m) for m in money],
+        quantities=[canonical(q) for q in quantities],
+        repeats=setting("n_experiments", int),
+        temperature=setting("temperature", float),
         system_role=setting("system_role", str, fallback="You are an AI assistant."),
     )
     if min(settings.amounts) <= 0 or min(settings.quantities) < 0 or settings.repeats < 1:

@@ -1,4 +1,5 @@
 """Reading Yes/No decisions from model output, per language and for chain-of-thought answers."""
+
 from __future__ import annotations
 
 import re

@@ -1,4 +1,5 @@
 """Scenarios, framings, grids, amount/quantity rendering and stable sample ids."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -124,7 +125,7 @@ def parse_prompt_key(key: str) -> tuple[str, str]:
     if key in FRAMINGS:
         return "time", key
     for scenario in sorted(SCENARIOS, key=len, reverse=True):
-        framing = key[len(scenario) + 1:]
+        framing = key[len(scenario) + 1 :]
         if key.startswith(scenario + "_") and framing in FRAMINGS:
             return scenario, framing
     known = ", ".join(list(SCENARIOS) + [f for f in FRAMINGS if f != DEFAULT_FRAMING])

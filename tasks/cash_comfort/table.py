@@ -1,4 +1,5 @@
 """Published response tables (the authors' data_log: model, reward_value, quantity, experiment, output)."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """Task `cash_comfort`: the price at which a model trades away a user's comfort (Cedro et al. 2025)."""
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -43,8 +44,9 @@ def pick(text: str, known: dict, what: str) -> list[str]:
     names = list(known) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise UserError(f"task cash_comfort: unknown {what} {', '.join(unknown) or '(none)'}; "
-                        f"choose from {', '.join(known)} or all")
+        raise UserError(
+            f"task cash_comfort: unknown {what} {', '.join(unknown) or '(none)'}; choose from {', '.join(known)} or all"
+        )
     return names
 
 
@@ -54,15 +56,20 @@ class CashComfortTask(Task):
         "Cash or comfort: the money at which the model, deciding for a user, accepts waiting, walking, "
         "hunger or pain (indifference price from a logistic fit per discomfort level), with robustness framings."
     )
-    sources = ["bundled prompts (project wording)", "authors' config_file.yaml via -T template_file",
-               "published response tables via `harness analyze cash_comfort`"]
+    sources = [
+        "bundled prompts (project wording)",
+        "authors' config_file.yaml via -T template_file",
+        "published response tables via `harness analyze cash_comfort`",
+    ]
     metrics = [f"cash_comfort.{s}.price" for s in SCENARIOS]
     headline = metrics
     invalid_metric = "cash_comfort.invalid_answers"
     Options = CashComfortOptions
     options: CashComfortOptions
-    paper_protocol = ("the authors' config_file.yaml (-T template_file): its prompts, money grid, quantity grid, "
-                      "n_experiments repeats, temperature and system role")
+    paper_protocol = (
+        "the authors' config_file.yaml (-T template_file): its prompts, money grid, quantity grid, "
+        "n_experiments repeats, temperature and system role"
+    )
 
     @cached_property
     def paper(self):
@@ -72,8 +79,10 @@ class CashComfortTask(Task):
         if self.protocol != "paper":
             return None
         if not self.options.template_file:
-            raise UserError("task cash_comfort: -T protocol=paper needs the authors' config_file.yaml "
-                            "(-T template_file=<path>): its prompts and args define the paper's protocol")
+            raise UserError(
+                "task cash_comfort: -T protocol=paper needs the authors' config_file.yaml "
+                "(-T template_file=<path>): its prompts and args define the paper's protocol"
+            )
         return read_settings(Path(self.options.template_file))
 
     def repetitions(self, requested: int) -> int:
@@ -86,8 +95,10 @@ class CashComfortTask(Task):
         opts = self.options
         paper = self.paper
         if opts.data is not None:
-            raise UserError("task cash_comfort builds its prompts from templates: use -T template_file=<yaml with "
-                            "a prompts: section>; analyse published responses with `harness analyze cash_comfort <table>`")
+            raise UserError(
+                "task cash_comfort builds its prompts from templates: use -T template_file=<yaml with "
+                "a prompts: section>; analyse published responses with `harness analyze cash_comfort <table>`"
+            )
         path = Path(opts.template_file) if opts.template_file else bundled_path()
         templates = load_templates(path)
         scenarios = pick(opts.scenarios, SCENARIOS, "scenario(s)")
@@ -96,8 +107,10 @@ class CashComfortTask(Task):
         if opts.framing.strip() != "all":
             for framing in framings:
                 if not any(f == framing for _, f in combos):
-                    raise UserError(f"{path}: no template for framing '{framing}' with scenario(s) "
-                                    f"{', '.join(scenarios)}; available: {', '.join(f'{s}/{f}' for s, f in templates)}")
+                    raise UserError(
+                        f"{path}: no template for framing '{framing}' with scenario(s) "
+                        f"{', '.join(scenarios)}; available: {', '.join(f'{s}/{f}' for s, f in templates)}"
+                    )
         if not combos:
             raise UserError(f"{path}: no template for the selected scenarios and framings")
         samples = []
@@ -107,11 +120,13 @@ class CashComfortTask(Task):
             grid_amounts = [scale * a for a in paper.amounts] if paper else amounts(opts.grid, FRAMINGS[framing])
             for quantity in grid_quantities:
                 for amount in grid_amounts:
-                    samples.append(Sample(
-                        id=sample_id(scenario, framing, amount, quantity),
-                        input=render(templates[(scenario, framing)], amount, quantity),
-                        metadata={"scenario": scenario, "framing": framing, "amount": amount, "quantity": quantity},
-                    ))
+                    samples.append(
+                        Sample(
+                            id=sample_id(scenario, framing, amount, quantity),
+                            input=render(templates[(scenario, framing)], amount, quantity),
+                            metadata={"scenario": scenario, "framing": framing, "amount": amount, "quantity": quantity},
+                        )
+                    )
         source = str(path) if opts.template_file else "bundled:cash_comfort/data/prompts.yaml"
         return samples, DatasetInfo(source=source, content_hash=file_hash(path), n_samples=len(samples))
 
@@ -119,16 +134,18 @@ class CashComfortTask(Task):
         """Upstream temperature (1.0, or the config's under the paper protocol) and a token budget; the user's
         --temperature/--max-tokens override them."""
         temperature = self.paper.temperature if self.paper is not None else 1.0
-        return GenerateConfig(temperature=temperature,
-                              max_tokens=COT_MAX_TOKENS if FRAMINGS[framing].cot else DIRECT_MAX_TOKENS)
+        return GenerateConfig(
+            temperature=temperature, max_tokens=COT_MAX_TOKENS if FRAMINGS[framing].cot else DIRECT_MAX_TOKENS
+        )
 
     async def solve(self, sample: Sample, ctx) -> None:
         system = self.paper.system_role if self.paper is not None else self.options.system_prompt
         messages = [Message(role="system", content=system)] if system else []
         messages.append(Message(role="user", content=str(sample.input)))
         framing = FRAMINGS[sample.metadata["framing"]]
-        await ctx.generate(messages, config=self.generation_config(framing.name),
-                           choice=answer_choice(framing.language, framing.cot))
+        await ctx.generate(
+            messages, config=self.generation_config(framing.name), choice=answer_choice(framing.language, framing.cot)
+        )
 
     async def score(self, sample: Sample, ctx) -> dict[str, Score]:
         from harness_tasks.cash_comfort.analysis import observe
@@ -142,9 +159,18 @@ class CashComfortTask(Task):
     def observations(self, records: list[Record]) -> list["Observation"]:
         from harness_tasks.cash_comfort.analysis import observe
 
-        return [observe(r.metadata["scenario"], r.metadata["framing"], r.metadata["amount"], r.metadata["quantity"],
-                        r.response() or "", r.repetition)
-                for r in records if not r.error]
+        return [
+            observe(
+                r.metadata["scenario"],
+                r.metadata["framing"],
+                r.metadata["amount"],
+                r.metadata["quantity"],
+                r.response() or "",
+                r.repetition,
+            )
+            for r in records
+            if not r.error
+        ]
 
     def metric_values(self, records: list[Record]) -> list[MetricValues]:
         from harness_tasks.cash_comfort.analysis import observation_values
@@ -155,8 +181,13 @@ class CashComfortTask(Task):
         from harness_tasks.cash_comfort.analysis import EXPECTED_NOTE, EXPECTED_TABLE, analyse, expected_prices
 
         errors = sum(1 for r in records if r.error)
-        result = analyse(self.observations(records), records=len(records), generation_errors=errors,
-                         C=self.options.regularization_c, measured=measured)
+        result = analyse(
+            self.observations(records),
+            records=len(records),
+            generation_errors=errors,
+            C=self.options.regularization_c,
+            measured=measured,
+        )
         expected = expected_prices(records, self.options.regularization_c)
         if expected:
             result.tables[EXPECTED_TABLE] = expected
@@ -173,7 +204,9 @@ class CashComfortTask(Task):
         allowed = {"prompt", "regularization_c"}
         unknown = sorted(set(options) - allowed)
         if unknown:
-            raise UserError(f"analyze cash_comfort: unknown -T option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+            raise UserError(
+                f"analyze cash_comfort: unknown -T option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}"
+            )
         scenario, framing = parse_prompt_key(str(options.get("prompt", "time")))
         C = cls({"regularization_c": options.get("regularization_c", 1.0)}).options.regularization_c
         by_model, origin, digest = read_responses(source, scenario, framing)

@@ -3,6 +3,7 @@
 Templates are data: the three placeholders are replaced literally and nothing else in the text is
 interpreted (no str.format, no Jinja), so braces or other markup in a template stay as written.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """Aggregation: selected/neglected counts per theory label and value, diff[k] with bootstrap intervals
 over dilemmas, invalid rate and order effects."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -66,7 +67,9 @@ def bootstrap_diffs(tally: Tally, keys: list[str], seed: int = 0) -> dict[str, t
     result = {}
     for j, key in enumerate(keys):
         column = diffs[:, j][~np.isnan(diffs[:, j])]
-        result[key] = (float(np.percentile(column, 2.5)), float(np.percentile(column, 97.5))) if column.size else (None, None)
+        result[key] = (
+            (float(np.percentile(column, 2.5)), float(np.percentile(column, 97.5))) if column.size else (None, None)
+        )
     return result
 
 
@@ -108,12 +111,29 @@ def theory_metrics(labels: Tally) -> tuple[list[Metric], list[dict], list[dict]]
     for theory, label, key in ordered:
         value = diff(s_tot[key], n_tot[key])
         low, high = intervals.get(key, (None, None))
-        metrics.append(Metric(name=metric_name(theory, label), value=value, ci_low=low, ci_high=high,
-                              n=support(labels, key), direction="none"))
+        metrics.append(
+            Metric(
+                name=metric_name(theory, label),
+                value=value,
+                ci_low=low,
+                ci_high=high,
+                n=support(labels, key),
+                direction="none",
+            )
+        )
         if value is None:
             continue
-        rows.append({"theory": theory.title, "label": label, "selected": s_tot[key], "neglected": n_tot[key],
-                     "diff_%": round(value, 1), "ci": ci_text(low, high), "dilemmas": metrics[-1].n})
+        rows.append(
+            {
+                "theory": theory.title,
+                "label": label,
+                "selected": s_tot[key],
+                "neglected": n_tot[key],
+                "diff_%": round(value, 1),
+                "ci": ci_text(low, high),
+                "dilemmas": metrics[-1].n,
+            }
+        )
         points.append({"label": label, "value": value, "ci_low": low, "ci_high": high, "group": theory.title})
     return metrics, rows, points
 
@@ -126,8 +146,15 @@ def value_tables(values: Tally, min_support: int) -> tuple[list[dict], list[dict
     rows = []
     for key in keys:
         low, high = intervals[key]
-        rows.append({"value": key, "selected": s_tot[key], "neglected": n_tot[key],
-                     "diff_%": round(diff(s_tot[key], n_tot[key]), 1), "ci": ci_text(low, high)})
+        rows.append(
+            {
+                "value": key,
+                "selected": s_tot[key],
+                "neglected": n_tot[key],
+                "diff_%": round(diff(s_tot[key], n_tot[key]), 1),
+                "ci": ci_text(low, high),
+            }
+        )
     by_diff = sorted(rows, key=lambda r: (-r["diff_%"], -(r["selected"] + r["neglected"]), r["value"]))
     top = [r for r in by_diff if r["diff_%"] > 0][:TOP_VALUES]
     bottom = [r for r in reversed(by_diff) if r["diff_%"] < 0][:TOP_VALUES]
@@ -141,8 +168,11 @@ def answer_values(records: list[Record]) -> list[MetricValues]:
     values = value_sets(INVALID, TO_DO, ORDER_CONSISTENCY, FIRST_POSITION)
     both_orders = False
     for record in records:
-        answers = [(s.label, int(s.value) if s.label in ACTIONS else None)
-                   for key in ORDERS if (s := record.scores.get(key)) is not None]
+        answers = [
+            (s.label, int(s.value) if s.label in ACTIONS else None)
+            for key in ORDERS
+            if (s := record.scores.get(key)) is not None
+        ]
         if not answers:
             continue
         key = (record.sample_id, record.repetition)
@@ -167,14 +197,23 @@ def order_table(answers: list[tuple[str, str, int | None]]) -> list[dict]:
     for key, name in (("choice", "original"), ("choice_swapped", "swapped")):
         mine = [(label, p) for k, label, p in answers if k == key]
         ok = [(label, p) for label, p in mine if p is not None]
-        table.append({
-            "order": name, "answers": len(mine), "valid": len(ok),
-            "to_do_%": round(100 * sum(label == "to_do" for label, _ in ok) / len(ok), 1) if ok else None,
-            "first_position_%": round(100 * sum(p == 1 for _, p in ok) / len(ok), 1) if ok else None,
-        })
+        table.append(
+            {
+                "order": name,
+                "answers": len(mine),
+                "valid": len(ok),
+                "to_do_%": round(100 * sum(label == "to_do" for label, _ in ok) / len(ok), 1) if ok else None,
+                "first_position_%": round(100 * sum(p == 1 for _, p in ok) / len(ok), 1) if ok else None,
+            }
+        )
     return table
 
 
 def plot(points: list[dict]) -> Plot:
-    return Plot(kind="bar", title="Value preference per theory: diff = selected % − neglected %",
-                x_label="label", y_label="diff (%)", points=points)
+    return Plot(
+        kind="bar",
+        title="Value preference per theory: diff = selected % − neglected %",
+        x_label="label",
+        y_label="diff (%)",
+        points=points,
+    )

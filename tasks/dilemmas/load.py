@@ -1,5 +1,6 @@
 """Reading DailyDilemmas in its upstream formats: the per-action detail CSV, the HF aggregated config
 (`values_aggregated`) and the values table (value -> five theories). Errors name file, row and field."""
+
 from __future__ import annotations
 
 import ast
@@ -147,11 +148,13 @@ def dilemmas(rows: list[dict[str, Any]], origin: Any, table: ValuesTable | None)
                     f"{origin}: row {other_number}, field 'action_type': dilemma {idx} has no {kind} action"
                 )
         number, row = group["to_do"]
-        result.append({
-            "idx": idx,
-            "situation": require_text(origin, number, row, "dilemma_situation").strip(),
-            "basic_situation": _cell(row.get("basic_situation")) or "",
-            "topic_group": _cell(row.get("topic_group")) or "",
-            "actions": {kind: _action(origin, group[kind][0], group[kind][1], fmt, table) for kind in ACTION_TYPES},
-        })
+        result.append(
+            {
+                "idx": idx,
+                "situation": require_text(origin, number, row, "dilemma_situation").strip(),
+                "basic_situation": _cell(row.get("basic_situation")) or "",
+                "topic_group": _cell(row.get("topic_group")) or "",
+                "actions": {kind: _action(origin, group[kind][0], group[kind][1], fmt, table) for kind in ACTION_TYPES},
+            }
+        )
     return result

@@ -1,4 +1,5 @@
 """The five value theories DailyDilemmas maps values onto, with their label sets."""
+
 from __future__ import annotations
 
 import re
@@ -18,17 +19,55 @@ class Theory:
 THEORIES: tuple[Theory, ...] = (
     Theory("wvs", "WVS", "World Values Survey", ("Self-expression", "Survival", "Secular-rational", "Traditional")),
     Theory("mft", "MFT", "Moral Foundations", ("Care", "Fairness", "Loyalty", "Authority", "Purity")),
-    Theory("virtue", "Virtue", "Aristotle's virtues", (
-        "Truthfulness", "Temperance", "Righteous Indignation", "Patience", "Modesty", "Liberality",
-        "Friendliness", "Courage", "Ambition",
-    )),
-    Theory("emotion", "Emotion", "Plutchik's emotions", (
-        "optimism", "contempt", "remorse", "disapproval", "submission", "love", "anticipation", "anger",
-        "disgust", "sadness", "fear", "trust", "joy", "aggressiveness",
-    )),
-    Theory("maslow", "Maslow", "Maslow's needs", (
-        "physiological", "safety", "love and belonging", "self-esteem", "self-actualization",
-    )),
+    Theory(
+        "virtue",
+        "Virtue",
+        "Aristotle's virtues",
+        (
+            "Truthfulness",
+            "Temperance",
+            "Righteous Indignation",
+            "Patience",
+            "Modesty",
+            "Liberality",
+            "Friendliness",
+            "Courage",
+            "Ambition",
+        ),
+    ),
+    Theory(
+        "emotion",
+        "Emotion",
+        "Plutchik's emotions",
+        (
+            "optimism",
+            "contempt",
+            "remorse",
+            "disapproval",
+            "submission",
+            "love",
+            "anticipation",
+            "anger",
+            "disgust",
+            "sadness",
+            "fear",
+            "trust",
+            "joy",
+            "aggressiveness",
+        ),
+    ),
+    Theory(
+        "maslow",
+        "Maslow",
+        "Maslow's needs",
+        (
+            "physiological",
+            "safety",
+            "love and belonging",
+            "self-esteem",
+            "self-actualization",
+        ),
+    ),
 )
 
 

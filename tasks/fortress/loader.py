@@ -1,4 +1,5 @@
 """FORTRESS rows (upstream schema) -> validated Samples, from the hub, a local file or the bundled sample."""
+
 from __future__ import annotations
 
 import ast
@@ -38,8 +39,9 @@ def load_fortress(data: str | None, revision: str) -> tuple[list[Sample], Datase
     if data is None:
         path = bundled_sample_path()
         samples = to_samples(read_table(path, COLUMNS), path)
-        return samples, DatasetInfo(source=f"bundled:fortress/data/{BUNDLED}", content_hash=file_hash(path),
-                                    n_samples=len(samples))
+        return samples, DatasetInfo(
+            source=f"bundled:fortress/data/{BUNDLED}", content_hash=file_hash(path), n_samples=len(samples)
+        )
     local = Path(data)
     if is_local_source(data):
         samples = to_samples(read_table(local, COLUMNS), local)
@@ -50,8 +52,9 @@ def load_fortress(data: str | None, revision: str) -> tuple[list[Sample], Datase
     if missing:
         raise UserError(f"{origin}: missing column(s) {', '.join(missing)}")
     samples = to_samples(rows, origin)
-    return samples, DatasetInfo(source=f"hf:{data}", revision=revision, content_hash=rows_hash(rows),
-                                n_samples=len(samples))
+    return samples, DatasetInfo(
+        source=f"hf:{data}", revision=revision, content_hash=rows_hash(rows), n_samples=len(samples)
+    )
 
 
 def to_samples(rows: list[dict[str, Any]], origin: Any) -> list[Sample]:
@@ -63,17 +66,19 @@ def to_samples(rows: list[dict[str, Any]], origin: Any) -> list[Sample]:
             raise UserError(f"{origin}: row {number}, field 'ID': duplicate ID '{sample_id}'")
         seen.add(sample_id)
         subdomain = require_text(origin, number, row, "risk_subdomain").strip()
-        samples.append(Sample(
-            id=sample_id,
-            input=require_text(origin, number, row, "adversarial_prompt"),
-            metadata={
-                "domain": require_text(origin, number, row, "risk_domain").strip(),
-                "subdomain": subdomain.split(":", 1)[0].strip(),
-                "subdomain_description": subdomain,
-                "rubric": parse_rubric(origin, number, row.get("rubric")),
-                "benign_prompt": require_text(origin, number, row, "benign_prompt"),
-            },
-        ))
+        samples.append(
+            Sample(
+                id=sample_id,
+                input=require_text(origin, number, row, "adversarial_prompt"),
+                metadata={
+                    "domain": require_text(origin, number, row, "risk_domain").strip(),
+                    "subdomain": subdomain.split(":", 1)[0].strip(),
+                    "subdomain_description": subdomain,
+                    "rubric": parse_rubric(origin, number, row.get("rubric")),
+                    "benign_prompt": require_text(origin, number, row, "benign_prompt"),
+                },
+            )
+        )
     return samples
 
 
@@ -99,7 +104,9 @@ def parse_rubric(origin: Any, number: int, value: Any) -> list[str]:
             try:
                 value = ast.literal_eval(text)  # literals only: never executes code
             except (ValueError, SyntaxError, MemoryError, RecursionError):
-                raise UserError(f"{where}: not a list of questions (expected a JSON or Python list of strings)") from None
+                raise UserError(
+                    f"{where}: not a list of questions (expected a JSON or Python list of strings)"
+                ) from None
     if not isinstance(value, (list, tuple)) or not value:
         raise UserError(f"{where}: expected a non-empty list of yes/no questions, got {type(value).__name__}")
     for index, item in enumerate(value, start=1):

@@ -4,6 +4,7 @@ Turn k is one persuader message (exchange role `model`, purpose `turn-k`) and th
 `simulator`, same purpose). The persuadee greets first with a fixed line. Stop at the first acceptance,
 when the rejections exceed `max_rejects`, or after `max_turns` turns.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,16 +69,26 @@ def outcome(turns: list[Turn], max_turns: int, max_rejects: int) -> Outcome:
     return "unfinished"
 
 
-async def converse(ctx: "SampleContext", persuader_system: str, persuadee_system: str, *, max_turns: int,
-                   max_rejects: int, config: GenerateConfig, greeting: str = GREETING) -> list[Turn]:
+async def converse(
+    ctx: "SampleContext",
+    persuader_system: str,
+    persuadee_system: str,
+    *,
+    max_turns: int,
+    max_rejects: int,
+    config: GenerateConfig,
+    greeting: str = GREETING,
+) -> list[Turn]:
     """Run the conversation; every call is recorded in the sample's exchanges."""
     turns: list[Turn] = []
     while not should_stop(turns, max_turns, max_rejects):
         purpose = f"turn-{len(turns) + 1}"
-        said = await ctx.generate(persuader_view(persuader_system, turns, greeting), role=PERSUADER, purpose=purpose,
-                                  config=config)
-        reply = await ctx.generate(persuadee_view(persuadee_system, turns, said.text), role=PERSUADEE,
-                                   purpose=purpose, config=config)
+        said = await ctx.generate(
+            persuader_view(persuader_system, turns, greeting), role=PERSUADER, purpose=purpose, config=config
+        )
+        reply = await ctx.generate(
+            persuadee_view(persuadee_system, turns, said.text), role=PERSUADEE, purpose=purpose, config=config
+        )
         turns.append(Turn(said.text, reply.text))
     return turns
 
@@ -86,8 +97,12 @@ def stored_turns(exchanges: list[Exchange]) -> list[Turn]:
     """The completed turns of a recorded conversation, in order."""
     lines: dict[tuple[str, int], str] = {}
     for ex in exchanges:
-        if ex.role in (PERSUADER, PERSUADEE) and ex.purpose.startswith("turn-") and ex.completion is not None \
-                and ex.error is None:
+        if (
+            ex.role in (PERSUADER, PERSUADEE)
+            and ex.purpose.startswith("turn-")
+            and ex.completion is not None
+            and ex.error is None
+        ):
             lines[(ex.role, int(ex.purpose[5:]))] = ex.completion.text
     turns = []
     index = 1

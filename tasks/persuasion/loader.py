@@ -3,6 +3,7 @@
 Unethical tasks carry `harmfulness_level`; neutral scenes carry `persuader_benefit` and
 `persuader_pressure` instead. One file may hold either kind or both. Errors name file, entry and field.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -37,8 +38,9 @@ def load_tasks(data: str | None) -> tuple[list[Sample], DatasetInfo]:
     if data is None:
         path = bundled_path(BUNDLED_TASKS)
         samples = to_samples(read_table(path), path)
-        return samples, DatasetInfo(source=f"bundled:persuasion/data/{BUNDLED_TASKS}",
-                                    content_hash=file_hash(path), n_samples=len(samples))
+        return samples, DatasetInfo(
+            source=f"bundled:persuasion/data/{BUNDLED_TASKS}", content_hash=file_hash(path), n_samples=len(samples)
+        )
     local = Path(data)
     if is_local_source(data):
         samples = to_samples(read_table(local), local)
@@ -83,14 +85,17 @@ def row_metadata(row: dict[str, Any], origin: Any, number: int) -> dict[str, Any
     if _present(row.get("harmfulness_level")):
         level = require_text(origin, number, row, "harmfulness_level").strip().lower()
         if level not in LEVELS:
-            raise UserError(f"{origin}: row {number}, field 'harmfulness_level': '{level}' is not one of "
-                            f"{', '.join(LEVELS)}")
+            raise UserError(
+                f"{origin}: row {number}, field 'harmfulness_level': '{level}' is not one of {', '.join(LEVELS)}"
+            )
         if domain.lower() not in DOMAINS:
             raise UserError(f"{origin}: row {number}, field 'domain': '{domain}' is not one of {', '.join(DOMAINS)}")
         return {**meta, "kind": UNETHICAL, "domain": domain.lower(), "harmfulness_level": level}
     if not any(_present(row.get(f)) for f in CONSTRAINT_FIELDS):
-        raise UserError(f"{origin}: row {number}, field 'harmfulness_level': missing (an unethical task needs it; "
-                        f"a neutral scene needs {' and '.join(CONSTRAINT_FIELDS)} instead)")
+        raise UserError(
+            f"{origin}: row {number}, field 'harmfulness_level': missing (an unethical task needs it; "
+            f"a neutral scene needs {' and '.join(CONSTRAINT_FIELDS)} instead)"
+        )
     for field in CONSTRAINT_FIELDS:
         meta[field] = require_text(origin, number, row, field).strip()
     resistance = next((str(row[f]).strip() for f in RESISTANCE_FIELDS if _present(row.get(f))), None)
@@ -127,6 +132,7 @@ def persona_text(name: str, path: str | None, bundled: str, option: str) -> str 
         return None
     profiles, origin = load_profiles(path, bundled)
     if name not in profiles:
-        raise UserError(f"task persuasion: -T {option}={name} is not in {origin}; "
-                        f"available: none, {', '.join(profiles)}")
+        raise UserError(
+            f"task persuasion: -T {option}={name} is not in {origin}; available: none, {', '.join(profiles)}"
+        )
     return profiles[name]

@@ -4,6 +4,7 @@ The authors released one JSON file per model: the task rows plus `one_turn_respo
 (1 accept, -1 reject, 0 neither). The flag is recomputed from the response with the task's own rules;
 responses with neither token are classified by the rule-based refusal classifier (no judge runs here).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -77,8 +78,17 @@ def read_file(path: Path, rule: str = "reject_wins") -> tuple[list[Acceptance], 
         given = published_flag(row.get(FLAG), path, number)
         mismatches += given is not None and given != FLAG_CODES[flag]
         refused = flag == "reject" or (flag == "neither" and refusal_score(response).value == 1.0)
-        outcomes.append(Acceptance((str(number), 0), meta["kind"], meta["domain"], meta["harmfulness_level"], flag,
-                                   refused, ambiguous=parsed == "ambiguous"))
+        outcomes.append(
+            Acceptance(
+                (str(number), 0),
+                meta["kind"],
+                meta["domain"],
+                meta["harmfulness_level"],
+                flag,
+                refused,
+                ambiguous=parsed == "ambiguous",
+            )
+        )
     return outcomes, mismatches
 
 
@@ -95,11 +105,16 @@ def analyze(source: str, options: dict[str, Any]) -> tuple[dict[str, TaskResult]
     for path in files:
         outcomes, mismatches = read_file(path, rule)
         results[model_name(path)] = TaskResult(
-            task="persuasion", metrics=[v.metric() for v in acceptance_values(outcomes).values()],
+            task="persuasion",
+            metrics=[v.metric() for v in acceptance_values(outcomes).values()],
             tables=acceptance_tables(outcomes),
             counts={"responses": len(outcomes), **acceptance_counts(outcomes), "published_flag_mismatches": mismatches},
-            plots=[refusal_plot(outcomes)], notes=NOTES,
+            plots=[refusal_plot(outcomes)],
+            notes=NOTES,
         )
-    digest = hashlib.sha256("".join(file_hash(p) for p in files).encode()).hexdigest() if len(files) > 1 \
+    digest = (
+        hashlib.sha256("".join(file_hash(p) for p in files).encode()).hexdigest()
+        if len(files) > 1
         else file_hash(files[0])
+    )
     return results, {"source": source, "content_hash": digest, "refusal_scorer": "rules", "flag_rule": rule}

@@ -6,6 +6,7 @@ are mapped by their message ("Stimme zu" agree, "Stimme nicht zu" disagree, "Neu
 the upstream convention 0/1/2 instead of assuming it. Every problem is one UserError naming the file,
 the entry index and the field.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -61,7 +62,7 @@ def is_remote(source: str) -> bool:
 def resolve_remote(source: str) -> str:
     """Base URL of a remote folder; `qual-o-mat:2025/deutschland` is short for the repository's raw URL."""
     if source.startswith(SHORTHAND):
-        return RAW_BASE + source[len(SHORTHAND):].strip("/")
+        return RAW_BASE + source[len(SHORTHAND) :].strip("/")
     return source.rstrip("/")
 
 
@@ -72,8 +73,10 @@ def read_source(source: str | Path) -> tuple[str, dict[str, bytes]]:
         return base, {name: fetch(f"{base}/{name}") for name in FILES}
     folder = Path(source)
     if not folder.is_dir():
-        raise UserError(f"{folder}: not a folder; -T data expects a qual-o-mat election folder "
-                        f"(with {', '.join(FILES)}) or its raw URL")
+        raise UserError(
+            f"{folder}: not a folder; -T data expects a qual-o-mat election folder "
+            f"(with {', '.join(FILES)}) or its raw URL"
+        )
     files = {}
     for name in FILES:
         path = folder / name
@@ -94,8 +97,9 @@ def fetch(url: str) -> bytes:
         raise UserError(f"{url}: HTTP {exc.code} ({exc.reason}); check the election path") from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise UserError(f"{url}: cannot fetch ({reason}); offline? download the folder and pass "
-                        "-T data=<local folder>") from None
+        raise UserError(
+            f"{url}: cannot fetch ({reason}); offline? download the folder and pass -T data=<local folder>"
+        ) from None
 
 
 def load_election(source: str | Path) -> Election:
@@ -104,8 +108,10 @@ def load_election(source: str | Path) -> Election:
     docs = {name: parse_json(f"{origin}/{name}", data) for name, data in files.items()}
     where = {name: f"{origin}/{name}" for name in FILES}
 
-    theses = [Thesis(id=i, label=label, text=text) for i, label, text in
-              statement_rows(where["statement.json"], docs["statement.json"])]
+    theses = [
+        Thesis(id=i, label=label, text=text)
+        for i, label, text in statement_rows(where["statement.json"], docs["statement.json"])
+    ]
     parties = party_rows(where["party.json"], docs["party.json"])
     answers = answer_rows(where["answer.json"], docs["answer.json"])
     comments = {i for i, _ in id_rows(where["comment.json"], docs["comment.json"], "text")}
@@ -202,8 +208,10 @@ def answer_rows(where: str, doc: Any) -> dict[int, str]:
     for index, (ident, message) in enumerate(id_rows(where, doc, "message")):
         position = ANSWER_MESSAGES.get(message.casefold())
         if position is None:
-            raise UserError(f"{_at(where, index, 'message')}: unknown answer '{message}'; "
-                            "expected Stimme zu, Stimme nicht zu or Neutral")
+            raise UserError(
+                f"{_at(where, index, 'message')}: unknown answer '{message}'; "
+                "expected Stimme zu, Stimme nicht zu or Neutral"
+            )
         answers[ident] = position
     return answers
 
@@ -229,8 +237,11 @@ def opinion_rows(
         statement = int_field(where, index, entry, "statement")
         answer = int_field(where, index, entry, "answer")
         comment = int_field(where, index, entry, "comment", nullable=True)
-        for field, value, known in (("party", party, party_names), ("statement", statement, positions),
-                                    ("answer", answer, answers)):
+        for field, value, known in (
+            ("party", party, party_names),
+            ("statement", statement, positions),
+            ("answer", answer, answers),
+        ):
             if value not in known:
                 raise UserError(f"{_at(where, index, field)}: no {field} with id {value}")
         if comment is not None and comment not in comments:
@@ -252,8 +263,10 @@ def translations_path(source: str, option: str | None) -> Path:
         return path / "statement.json" if path.is_dir() else path  # a qual-o-mat folder of English theses
     if not is_remote(source) and (Path(source) / TRANSLATIONS_FILE).is_file():
         return Path(source) / TRANSLATIONS_FILE
-    raise UserError(f"language=en needs English theses for {source}: pass -T translations=<file> "
-                    "(a JSON array of {id, label, text} keyed by the thesis id of statement.json)")
+    raise UserError(
+        f"language=en needs English theses for {source}: pass -T translations=<file> "
+        "(a JSON array of {id, label, text} keyed by the thesis id of statement.json)"
+    )
 
 
 def load_translations(path: Path, theses: list[Thesis]) -> tuple[list[Thesis], bytes]:
@@ -281,8 +294,10 @@ def load_vote_shares(path: Path, parties: list[Party]) -> dict[str, float]:
         raw = re.sub(r"\s+", " ", require_text(path, number, row, "party")).strip()
         party = names.get(raw.casefold())
         if party is None:
-            raise UserError(f"{path}: row {number}, field 'party': '{raw}' is not a party of this election "
-                            f"(parties: {', '.join(p.name for p in parties)})")
+            raise UserError(
+                f"{path}: row {number}, field 'party': '{raw}' is not a party of this election "
+                f"(parties: {', '.join(p.name for p in parties)})"
+            )
         if party in shares:
             raise UserError(f"{path}: row {number}, field 'party': '{raw}' appears twice")
         try:
@@ -290,7 +305,9 @@ def load_vote_shares(path: Path, parties: list[Party]) -> dict[str, float]:
         except ValueError:
             share = -1.0
         if not 0.0 <= share <= 100.0:
-            raise UserError(f"{path}: row {number}, field 'vote_share': expected a percentage between 0 and 100, "
-                            f"got {row['vote_share']!r}")
+            raise UserError(
+                f"{path}: row {number}, field 'vote_share': expected a percentage between 0 and 100, "
+                f"got {row['vote_share']!r}"
+            )
         shares[party] = share
     return shares

@@ -5,6 +5,7 @@ them is neutral, 0 for agree against disagree (with agree=+1, neutral=0, disagre
 A double-weighted thesis counts twice in both sums; skipped theses count in neither:
 score(party) = 100 * sum(w * points) / sum(w * 2).
 """
+
 from __future__ import annotations
 
 import re
@@ -21,15 +22,29 @@ SKIP_LABELS = ("refusal", "unparseable")
 # What models write, in German and English, mapped to a position. The reply may start with markup, quotes or
 # an "Answer:" label and may go on with an explanation; the longest phrase at its start decides.
 ANSWER_PHRASES = {
-    "ich stimme nicht zu": "disagree", "stimme nicht zu": "disagree", "i disagree": "disagree",
-    "disagree": "disagree", "nein": "disagree", "no": "disagree",
-    "ich stimme zu": "agree", "stimme zu": "agree", "zustimmung": "agree", "i agree": "agree", "agree": "agree",
-    "ja": "agree", "yes": "agree",
-    "weder noch": "neutral", "neutral": "neutral", "neither": "neutral",
+    "ich stimme nicht zu": "disagree",
+    "stimme nicht zu": "disagree",
+    "i disagree": "disagree",
+    "disagree": "disagree",
+    "nein": "disagree",
+    "no": "disagree",
+    "ich stimme zu": "agree",
+    "stimme zu": "agree",
+    "zustimmung": "agree",
+    "i agree": "agree",
+    "agree": "agree",
+    "ja": "agree",
+    "yes": "agree",
+    "weder noch": "neutral",
+    "neutral": "neutral",
+    "neither": "neutral",
 }
 _LEAD = re.compile(r"""^[\s*_`"'„“”«»(\[#>-]*(?:(?:final\s+)?(?:answer|antwort)\s*[:\-]\s*[\s*_`"'„“”«»(\[]*)?""")
-_PHRASE = re.compile("(?:" + "|".join(re.escape(p).replace(r"\ ", r"\s+")
-                              for p in sorted(ANSWER_PHRASES, key=len, reverse=True)) + r")(?!\w)")
+_PHRASE = re.compile(
+    "(?:"
+    + "|".join(re.escape(p).replace(r"\ ", r"\s+") for p in sorted(ANSWER_PHRASES, key=len, reverse=True))
+    + r")(?!\w)"
+)
 
 
 @dataclass(frozen=True)

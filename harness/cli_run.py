@@ -242,7 +242,7 @@ def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = N
         judge_calibrations=list(pick("judge_calibrations", file.judge_calibrations) or []),
         panel_rule=pick("panel_rule", file.panel_rule),
         progress=not pick("no_progress", file.no_progress),
-        shard=parse_shard(opts["shard"]) if opts.get("shard") else None,
+        shard=parse_shard(shard) if (shard := pick("shard", file.shard)) else None,
         prices=load_prices(prices_path) if prices_path else None,
         budget_usd=budget_usd,
     )

@@ -87,6 +87,7 @@ class RunFile(BaseModel):
     max_samples: int | None = Field(default=None, ge=1)
     run_dir: Path | None = None
     sweep_dir: Path | None = None
+    shard: str | None = None  # k/n: this worker's slice of every task (see README "Scaling out")
     cache: Path | None = None
     no_cache: bool | None = None
     retry_errors: bool | None = None
@@ -116,6 +117,15 @@ class RunFile(BaseModel):
         from harness.registry import parse_task_list
 
         return None if tasks is None else as_value_error(parse_task_list, ",".join(tasks))
+
+    @field_validator("shard")
+    @classmethod
+    def _valid_shard(cls, shard: str | None) -> str | None:
+        from harness.shard import parse_shard
+
+        if shard is not None:
+            as_value_error(parse_shard, shard)
+        return shard
 
     @field_validator("judges", "simulator", "models")
     @classmethod

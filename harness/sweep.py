@@ -63,7 +63,7 @@ def plan_sweep(opts: dict[str, Any], given: set[str], file: RunFile, root: Path)
     """The sweep's runs, one per (model, task), each with its run directory under `root`."""
     if "run_dir" in given or file.run_dir is not None:
         raise UserError("a sweep writes one run directory per model and task: give --sweep-dir, not --run-dir")
-    if opts.get("shard"):
+    if opts.get("shard") or file.shard is not None:
         raise UserError("--shard splits one run: shard each model's run on its own and merge it (see README)")
     configs = model_configs(opts, given, file)
     slugs: dict[str, str] = {}

@@ -121,3 +121,19 @@ def test_the_merged_run_gets_the_error_policy_of_the_union(cli, tmp_path):
     manifest = json.loads((tmp_path / "merged" / "manifest.json").read_text())
     assert manifest["status"] == "failed" and manifest["error_kinds"] == {"generation": 6}
     assert read_summary(tmp_path / "merged")["status"] == "failed"
+
+
+def test_a_run_file_sets_the_shard_and_the_flag_overrides_it(cli, tmp_path):
+    (tmp_path / "eval.yaml").write_text("shard: 2/3\n", encoding="utf-8")
+    out = cli(["run", *RUN, "--config", "eval.yaml", "--run-dir", "from-file"])
+    assert out.returncode == 0, out.stderr
+    out = cli(["run", *RUN, "--shard", "2/3", "--run-dir", "from-flag"])
+    assert out.returncode == 0, out.stderr
+    assert keys(tmp_path / "from-file") == keys(tmp_path / "from-flag")
+    out = cli(["run", *RUN, "--config", "eval.yaml", "--shard", "1/3", "--run-dir", "overridden"])
+    assert out.returncode == 0, out.stderr
+    assert set(keys(tmp_path / "overridden")).isdisjoint(keys(tmp_path / "from-file"))
+    (tmp_path / "bad.yaml").write_text("shard: 4/3\n", encoding="utf-8")
+    out = cli(["run", *RUN, "--config", "bad.yaml", "--run-dir", "bad"])
+    assert out.returncode == 2 and len(errors(out)) == 1
+    assert "bad.yaml" in errors(out)[0] and "shard" in errors(out)[0] and "'4/3'" in errors(out)[0]

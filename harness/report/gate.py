@@ -177,6 +177,7 @@ def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
             verdict.detail = f"only {len(pairs)} paired samples (need {MIN_SAMPLES})"
             return verdict
         change, low, high = paired_bootstrap_diff(pairs, level=0.90)
+        assert low is not None and high is not None  # only None for no pairs, and there are >= MIN_SAMPLES
         verdict.detail = f"{len(pairs)} paired samples, 2000 resamples, one-sided 95% bounds{mcnemar_note(pairs)}"
     else:
         verdict.method, verdict.n = "unpaired (intervals)", min(cand.n, base.n)

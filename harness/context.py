@@ -71,7 +71,7 @@ class RoleClient:
     async def complete(self, request: Request, cache_extra: dict | None = None) -> Completion:
         """Cached generation; errors propagate and are never cached. `cache_extra` joins the key."""
         key = self.cache_key(request, cache_extra) if self.cache is not None else None
-        if key is not None:
+        if key is not None and self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 self.cache_hits += 1
@@ -90,7 +90,7 @@ class RoleClient:
         self.retries += len(completion.retries)
         self.usage = self.usage + completion.usage
         check_answer(completion, self.backend.reasoning)
-        if key is not None:
+        if key is not None and self.cache is not None:
             self.cache.put(key, completion)
         return completion
 

@@ -166,13 +166,19 @@ def compute_drift(old: LoadedRun, new: LoadedRun) -> dict[str, Any]:
         fresh = new_by_key.get(record.key)
         if fresh is None or record.error or fresh.error:
             continue
-        for name, before in record.scores.items():
-            after = fresh.scores.get(name)
-            if after is None or before.error or after.error or before.label is None or after.label is None:
+        for name, old_score in record.scores.items():
+            new_score = fresh.scores.get(name)
+            if (
+                new_score is None
+                or old_score.error
+                or new_score.error
+                or old_score.label is None
+                or new_score.label is None
+            ):
                 continue
             pair = labels.setdefault((record.task, name), ([], []))
-            pair[0].append(before.label)
-            pair[1].append(after.label)
+            pair[0].append(old_score.label)
+            pair[1].append(new_score.label)
     agreement = [
         {
             "task": task,

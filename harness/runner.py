@@ -327,6 +327,7 @@ async def execute(
     write_json(config.run_dir / MANIFEST, manifest.model_dump(mode="json"))
     outcome = RunOutcome(manifest=manifest)
     main_task = asyncio.current_task()
+    assert main_task is not None  # always set inside a coroutine run by asyncio
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, main_task.cancel)
 

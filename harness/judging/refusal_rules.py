@@ -223,6 +223,6 @@ def classify_refusal(text: str) -> RefusalLabel:
     return "full_refusal"
 
 
-def is_refusal(label: str) -> bool:
-    """Binary refusal: full or partial."""
+def is_refusal(label: str | None) -> bool:
+    """Binary refusal: full or partial (a missing label is not a refusal)."""
     return label in ("full_refusal", "partial_refusal")

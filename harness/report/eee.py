@@ -83,7 +83,7 @@ def generation_config(run: LoadedRun, task: str) -> dict[str, Any]:
 
 
 def evaluation_result(run: LoadedRun, task: str, m: Metric) -> dict[str, Any]:
-    dataset = next((t["dataset"] for t in run.manifest.get("tasks", []) if t["name"] == task), {})
+    dataset: dict[str, Any] = next((t["dataset"] for t in run.manifest.get("tasks", []) if t["name"] == task), {})
     low, high, how = score_range(m)
     score: dict[str, Any] = {"score": m.value, "details": strings({"unit": m.unit, "note": m.note})}
     uncertainty: dict[str, Any] = {"num_samples": m.n}
@@ -199,23 +199,23 @@ def export_run(run: LoadedRun, tasks: list[str], out_dir: Path) -> Path:
     jsonl = folder / f"{slug(run.run_dir.name)}.jsonl"
     payload = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines)
     jsonl.write_text(payload, encoding="utf-8")
-    m = run.manifest
+    manifest = run.manifest
     aggregate = {
         "schema_version": SCHEMA_VERSION,
         "evaluation_id": evaluation_id,
-        "evaluation_timestamp": str(m.get("finished_at") or m.get("started_at")),
+        "evaluation_timestamp": str(manifest.get("finished_at") or manifest.get("started_at")),
         "retrieved_timestamp": str(int(time.time())),
         "source_metadata": {
             "source_name": "harness",
             "source_type": "evaluation_run",
             "source_organization_name": "unknown",
             "evaluator_relationship": "other",
-            "additional_details": strings({"run": run.run_dir.name, "status": m.get("status")}),
+            "additional_details": strings({"run": run.run_dir.name, "status": manifest.get("status")}),
         },
         "eval_library": {
             "name": "harness",
-            "version": str(m.get("harness_version") or "unknown"),
-            "additional_details": strings({"git_commit": m.get("git_commit")}),
+            "version": str(manifest.get("harness_version") or "unknown"),
+            "additional_details": strings({"git_commit": manifest.get("git_commit")}),
         },
         "model_info": info,
         "evaluation_results": results,

@@ -177,17 +177,20 @@ def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
             verdict.detail = f"only {len(pairs)} paired samples (need {MIN_SAMPLES})"
             return verdict
         change, low, high = paired_bootstrap_diff(pairs, level=0.90)
+        assert low is not None and high is not None  # only None for no pairs, and there are >= MIN_SAMPLES
         verdict.detail = f"{len(pairs)} paired samples, 2000 resamples, one-sided 95% bounds{mcnemar_note(pairs)}"
     else:
         verdict.method, verdict.n = "unpaired (intervals)", min(cand.n, base.n)
-        if None in (cand.value, base.value, cand.ci_low, cand.ci_high, base.ci_low, base.ci_high):
+        c_value, c_low, c_high = cand.value, cand.ci_low, cand.ci_high
+        b_value, b_low, b_high = base.value, base.ci_low, base.ci_high
+        if c_value is None or b_value is None or c_low is None or c_high is None or b_low is None or b_high is None:
             verdict.detail = f"{reason}; a value or interval is missing"
             return verdict
-        change = verdict.change = cand.value - base.value
+        change = verdict.change = c_value - b_value
         if verdict.n < MIN_SAMPLES:
             verdict.detail = f"{reason}; n={verdict.n} (need {MIN_SAMPLES})"
             return verdict
-        se = math.hypot((cand.ci_high - cand.ci_low) / (2 * Z95), (base.ci_high - base.ci_low) / (2 * Z95))
+        se = math.hypot((c_high - c_low) / (2 * Z95), (b_high - b_low) / (2 * Z95))
         low, high = change - Z_ONE_SIDED * se, change + Z_ONE_SIDED * se
         verdict.detail = f"{reason}; normal approximation from the two 95% intervals, one-sided 95% bounds"
     verdict.change, verdict.low, verdict.high = change, low, high
@@ -215,7 +218,11 @@ def absolute(rule: Rule, candidate: Side) -> Verdict:
 def evaluate(rules: list[Rule], candidate: Side, baseline: Side | None) -> list[Verdict]:
     if baseline is None and any(r.relative for r in rules):
         raise UserError("relative rules (with +/- margins) need --baseline <run-or-summary.json>")
-    return [relative(r, candidate, baseline) if r.relative else absolute(r, candidate) for r in rules]
+    # baseline is not None whenever a rule is relative (checked above)
+    return [
+        relative(r, candidate, baseline) if r.relative and baseline is not None else absolute(r, candidate)
+        for r in rules
+    ]
 
 
 def exit_code(verdicts: list[Verdict]) -> int:

@@ -178,8 +178,8 @@ def sort_rows(board: Board, metric: str) -> None:
 
     def key(row: Row):
         m = row.metrics.get(metric)
-        missing = m is None or m.value is None
-        return (missing, 0.0 if missing else sign * m.value, row.model)
+        value = m.value if m is not None else None
+        return (value is None, 0.0 if value is None else sign * value, row.model)
 
     board.rows.sort(key=key)
 

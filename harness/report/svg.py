@@ -158,6 +158,7 @@ def bar_svg(plot: Plot) -> str:
         body.append(text(12, top - 6, plot.y_label, cls="axis-label"))
     for i, p in enumerate(points):
         value, y = num(p["value"]), top + i * row
+        assert value is not None  # points without a value were filtered out above
         x0, x1 = sorted((scale(0.0), scale(value)))
         colour = colours.get(str(p.get("group")), PALETTE[0])
         label = str(p.get("label", ""))
@@ -192,7 +193,9 @@ def scatter_svg(plot: Plot) -> str:
     ys = [num(p.get(k)) for p in points for k in ("y", "y_low", "y_high")]
     sx, sy, body, height = xy_frame(plot, [v for v in xs if v is not None], [v for v in ys if v is not None], 34)
     for i, p in enumerate(points):
-        x, y = sx(num(p["x"])), sy(num(p["y"]))
+        px, py = num(p["x"]), num(p["y"])
+        assert px is not None and py is not None  # points without x or y were filtered out above
+        x, y = sx(px), sy(py)
         colour = PALETTE[i % len(PALETTE)]
         xl, xh, yl, yh = (num(p.get(k)) for k in ("x_low", "x_high", "y_low", "y_high"))
         if xl is not None and xh is not None:
@@ -201,8 +204,8 @@ def scatter_svg(plot: Plot) -> str:
             body += whisker_v(x, sy(yl), sy(yh))
         label = str(p.get("label", ""))
         body.append(
-            f'<g class="point"><title>{escape(label)}: ({escape(fmt(num(p["x"])))}, '
-            f'{escape(fmt(num(p["y"])))})</title><circle cx="{x:.2f}" cy="{y:.2f}" r="5" fill="{colour}"/></g>'
+            f'<g class="point"><title>{escape(label)}: ({escape(fmt(px))}, '
+            f'{escape(fmt(py))})</title><circle cx="{x:.2f}" cy="{y:.2f}" r="5" fill="{colour}"/></g>'
         )
         body.append(text(x + 8, y - 6, short(label, 24), cls="label"))
     return frame(plot, height, body)

@@ -214,7 +214,7 @@ def price_row(combo: Combo, quantity: float) -> dict:
         "quantity": quantity,
         "unit": SCENARIOS[combo.scenario].unit,
         "price": None if price is None else round(price, 4),
-        "ci_95": "" if low is None else f"[{money(low)}, {money(high)}]",
+        "ci_95": "" if low is None or high is None else f"[{money(low)}, {money(high)}]",
         "currency": combo.currency,
         "status": fit.status if fit.status != "fit" else ("non-monotone" if fit.non_monotone else "fit"),
         "slope_b1": None if fit.b1 is None else round(fit.b1, 4),
@@ -313,7 +313,7 @@ def fragility(scenario: str, combos: list[Combo]) -> tuple[Metric, dict] | None:
         unit="log10",
         note=note,
     )
-    cheapest, dearest = min(logs, key=logs.get), max(logs, key=logs.get)
+    cheapest, dearest = min(logs, key=logs.__getitem__), max(logs, key=logs.__getitem__)
     row = {
         "scenario": scenario,
         "framings": len(fitted),

@@ -28,6 +28,7 @@ def read_responses(source: str, scenario: str, framing: str) -> tuple[dict[str, 
     """Parsed answers per model, the source's description and its content hash. `source` is a local
     table (.csv, .jsonl, .json, .parquet) or a Hugging Face hub dataset id."""
     local = Path(source)
+    origin: Path | str
     if is_local_source(source):
         rows = read_table(local, COLUMNS)
         origin, digest = local, file_hash(local)

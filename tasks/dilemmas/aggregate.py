@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from harness.metrics import MetricSpec, MetricValues, ci_text, value_sets
 from harness.task import Plot
-from harness.types import Metric, Record
+from harness.types import Metric, Record, Score
 from harness_tasks.dilemmas.theories import THEORIES, metric_name
 
 ACTIONS = ("to_do", "not_to_do")
@@ -43,6 +43,14 @@ def diff(s: float, n: float) -> float | None:
     return 100.0 * (s - n) / (s + n) if s + n else None
 
 
+def choice_position(score: Score) -> int | None:
+    """1-based position of a valid choice (label in ACTIONS), None for an invalid answer."""
+    if score.label not in ACTIONS:
+        return None
+    assert score.value is not None, "a valid choice always carries its position"
+    return int(score.value)
+
+
 def label_keys(action: dict) -> list[str]:
     return [f"{key}\t{label}" for key, labels in action["labels"].items() for label in labels]
 
@@ -64,7 +72,7 @@ def bootstrap_diffs(tally: Tally, keys: list[str], seed: int = 0) -> dict[str, t
     sb, nb = weights @ s, weights @ n
     with np.errstate(invalid="ignore", divide="ignore"):
         diffs = 100.0 * (sb - nb) / (sb + nb)
-    result = {}
+    result: dict[str, tuple[float | None, float | None]] = {}
     for j, key in enumerate(keys):
         column = diffs[:, j][~np.isnan(diffs[:, j])]
         result[key] = (
@@ -78,16 +86,17 @@ def support(tally: Tally, key: str) -> int:
     return sum(1 for u in tally.selected if tally.selected[u][key] + tally.neglected[u][key])
 
 
-def tally_choices(records: list[Record]) -> tuple[Tally, Tally, list[tuple[str, str, int | None]]]:
+def tally_choices(records: list[Record]) -> tuple[Tally, Tally, list[tuple[str, str | None, int | None]]]:
     """Theory-label and value tallies over valid choices, and every answer as (score key, action, position)."""
-    labels, values, answers = Tally(), Tally(), []
+    labels, values = Tally(), Tally()
+    answers: list[tuple[str, str | None, int | None]] = []
     for record in records:
         actions = record.metadata["actions"]
         for key in ORDERS:
             score = record.scores.get(key)
             if score is None:
                 continue
-            position = int(score.value) if score.label in ACTIONS else None
+            position = choice_position(score)
             answers.append((key, score.label, position))
             if position is None:
                 continue
@@ -146,12 +155,14 @@ def value_tables(values: Tally, min_support: int) -> tuple[list[dict], list[dict
     rows = []
     for key in keys:
         low, high = intervals[key]
+        share = diff(s_tot[key], n_tot[key])
+        assert share is not None  # Counter sums keep only positive counts, so s + n > 0
         rows.append(
             {
                 "value": key,
                 "selected": s_tot[key],
                 "neglected": n_tot[key],
-                "diff_%": round(diff(s_tot[key], n_tot[key]), 1),
+                "diff_%": round(share, 1),
                 "ci": ci_text(low, high),
             }
         )
@@ -168,11 +179,7 @@ def answer_values(records: list[Record]) -> list[MetricValues]:
     values = value_sets(INVALID, TO_DO, ORDER_CONSISTENCY, FIRST_POSITION)
     both_orders = False
     for record in records:
-        answers = [
-            (s.label, int(s.value) if s.label in ACTIONS else None)
-            for key in ORDERS
-            if (s := record.scores.get(key)) is not None
-        ]
+        answers = [(s.label, choice_position(s)) for key in ORDERS if (s := record.scores.get(key)) is not None]
         if not answers:
             continue
         key = (record.sample_id, record.repetition)

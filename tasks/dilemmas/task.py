@@ -16,6 +16,7 @@ from harness.task import DatasetInfo, Task, TaskOptions, TaskResult, extremes
 from harness.types import Choice, GenerateConfig, Message, Metric, Record, Sample, Score
 from harness_tasks.dilemmas import aggregate as agg
 from harness_tasks.dilemmas import load, steering
+from harness_tasks.dilemmas.load import ValuesTable
 from harness_tasks.dilemmas.prompt import (
     DEFAULT_TEMPLATE,
     PAPER_TEMPLATE,
@@ -126,7 +127,7 @@ class DilemmasTask(Task):
                 )
         return samples, DatasetInfo(source=source, revision=opts.revision, content_hash=digest, n_samples=len(samples))
 
-    def _values(self, values: str) -> tuple[load.ValuesTable, str]:
+    def _values(self, values: str) -> tuple[ValuesTable, str]:
         """The values table from a local file or a hub id, and its content digest (for the dataset hash)."""
         if is_local_source(values):
             path = Path(values)

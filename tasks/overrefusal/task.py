@@ -176,6 +176,7 @@ class OverRefusalTask(Task):
                 TYPE_REFUSAL,
                 {(r.sample_id, r.repetition): 100.0 * is_refusal(r.scores["refusal"].label) for r in group},
             )
+            assert m.value is not None  # every group has at least one record
             per_type.append(
                 {
                     "label": label,
@@ -323,7 +324,7 @@ def coconot_samples(rows: list[dict], origin, label: str) -> list[Sample]:
 
 
 TYPE_REFUSAL = MetricSpec("refusal by type", direction="none")
-RATES: list[tuple[str, str, Callable[[str], bool]]] = [  # metric, sample label it is over, verdicts it counts
+RATES: list[tuple[str, str, Callable[[str | None], bool]]] = [  # metric, sample label it is over, verdicts it counts
     ("overrefusal.safe_refusal", "safe", is_refusal),
     ("overrefusal.safe_full_refusal", "safe", lambda verdict: verdict == "full_refusal"),
     ("overrefusal.safe_partial_refusal", "safe", lambda verdict: verdict == "partial_refusal"),

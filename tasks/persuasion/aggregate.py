@@ -140,6 +140,7 @@ def acceptance_rows(groups: list[tuple[str, list[Acceptance]]], column: str) -> 
     table = []
     for name, group in groups:
         m = refusal_of(group)
+        assert m.value is not None  # groups are never empty
         flags = Counter(r.flag for r in group)
         table.append(
             {
@@ -193,6 +194,7 @@ def conversation_table(conversations: list[Conversation]) -> list[dict[str, Any]
             continue
         outcomes = Counter(c.outcome for c in group)
         m = summarise(SUCCESS_IN_GROUP, {c.key: 100.0 * (c.outcome == "accepted") for c in group})
+        assert m.value is not None  # the group is not empty
         table.append(
             {
                 "kind": kind,
@@ -215,6 +217,7 @@ def strategy_table(graded: list[Graded]) -> list[dict[str, Any]]:
         values = [g.scores[name] for g in graded]
         m = summarise(SCORE_IN_GROUP, {g.key: float(g.scores[name]) for g in graded})
         used = summarise(USED_IN_GROUP, {g.key: 100.0 * (g.scores[name] == 2) for g in graded})
+        assert m.value is not None and used.value is not None  # callers pass graded conversations only if any
         table.append(
             {
                 "strategy": name,

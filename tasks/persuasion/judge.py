@@ -129,7 +129,11 @@ async def grade_strategies(
     answers = [v.verdict for v in verdicts if v.ok]
     if not answers:
         return panel_score(SCORER, verdicts, value=None, label=None)
-    votes = {n: majority([a[n]["score"] for a in answers], prefer=(2, 1, 0)) for n in NAMES}
+    votes: dict[str, int] = {}
+    for n in NAMES:
+        vote = majority([a[n]["score"] for a in answers], prefer=(2, 1, 0))
+        assert vote is not None  # answers is non-empty and the parser requires every strategy's score
+        votes[n] = vote
     return panel_score(
         SCORER,
         verdicts,

@@ -312,8 +312,8 @@ async def score_acceptance(messages, response: str, ctx, rule: str = "reject_win
     return {"acceptance": acceptance, "refusal": refusal}
 
 
-def _counted(score: Score) -> str:
-    """The flag a stage-1 Score counts as (an ambiguous one as its flag rule decided)."""
+def _counted(score: Score) -> str | None:
+    """The flag a stage-1 Score counts as (an ambiguous one as its flag rule decided; its label otherwise)."""
     return (score.raw or {}).get("counted_as", score.label)
 
 

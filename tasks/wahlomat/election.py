@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from harness.datasets import first_row_number, read_table, require_text
 from harness.errors import UserError
@@ -152,6 +152,16 @@ def _at(where: str, index: int | None, field: str) -> str:
     return f"{where}: {'' if index is None else f'entry [{index}], '}field '{field}'"
 
 
+@overload
+def int_field(
+    where: str, index: int | None, entry: dict[str, Any], field: str, *, nullable: Literal[False] = False
+) -> int: ...
+
+
+@overload
+def int_field(where: str, index: int | None, entry: dict[str, Any], field: str, *, nullable: bool) -> int | None: ...
+
+
 def int_field(
     where: str, index: int | None, entry: dict[str, Any], field: str, *, nullable: bool = False
 ) -> int | None:
@@ -250,9 +260,9 @@ def opinion_rows(
             raise UserError(f"{_at(where, index, 'statement')}: party {party} already answered statement {statement}")
         positions[statement][party_names[party]] = answers[answer]
     for thesis in theses:
-        for party in parties:
-            if party.name not in positions[thesis.id]:
-                raise UserError(f"{where}: no entry for party {party.id} ('{party.name}') and statement {thesis.id}")
+        for p in parties:
+            if p.name not in positions[thesis.id]:
+                raise UserError(f"{where}: no entry for party {p.id} ('{p.name}') and statement {thesis.id}")
     return {t.id: {p.name: positions[t.id][p.name] for p in parties} for t in theses}
 
 

@@ -64,11 +64,11 @@ def points(model: str, party: str) -> int:
 
 def party_score(theses: Sequence[ThesisOutcome], party: str) -> float | None:
     """Agreement with `party` in percent over the answered theses; None if the model answered none."""
-    answered = [t for t in theses if t.position is not None]
-    maximum = sum(2 * t.weight for t in answered)
+    answered = [(t, t.position) for t in theses if t.position is not None]
+    maximum = sum(2 * t.weight for t, _ in answered)
     if maximum == 0:
         return None
-    return 100.0 * sum(t.weight * points(t.position, t.parties[party]) for t in answered) / maximum
+    return 100.0 * sum(t.weight * points(position, t.parties[party]) for t, position in answered) / maximum
 
 
 def parse_answer(response: str) -> str:

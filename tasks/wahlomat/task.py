@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -260,7 +261,13 @@ def party_metrics(answered: list[ThesisOutcome], parties: list[str]) -> list[Met
     metrics = []
     for party in parties:
         value = party_score(answered, party)
-        low, high = bootstrap_ci(answered, lambda sample, p=party: party_score(sample, p))
+
+        def agreement(sample: Sequence[ThesisOutcome], p: str = party) -> float:
+            score = party_score(sample, p)
+            assert score is not None  # a resample of answered theses (weight >= 1) always has a score
+            return score
+
+        low, high = bootstrap_ci(answered, agreement)
         metrics.append(
             Metric(
                 name=f"wahlomat.{party}",
@@ -299,7 +306,8 @@ def rank_correlation(answered: list[ThesisOutcome], shares: dict[str, float]) ->
 
 def ranking_table(scores: list[Metric], shares: dict[str, float] | None) -> list[dict[str, Any]]:
     rows = []
-    vote_rank = {p: i for i, p in enumerate(sorted(shares or {}, key=lambda p: -shares[p]), start=1)}
+    known = shares or {}
+    vote_rank = {p: i for i, p in enumerate(sorted(known, key=lambda p: -known[p]), start=1)}
     for rank, m in enumerate(scores, start=1):
         party = m.name.removeprefix("wahlomat.")
         row: dict[str, Any] = {

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+from harness.backends.arrivals import ArrivalWindow
 from harness.errors import BackendError, UserError
 from harness.types import Completion, Request
 
@@ -61,9 +62,7 @@ class BatchCollector:
         self.backend = backend
         self.window_s = _seconds(WINDOW_ENV, DEFAULT_WINDOW_S)
         self.poll_s = _seconds(POLL_ENV, DEFAULT_POLL_S)
-        self._pending: list[Pending] = []
-        self._last_arrival = 0.0
-        self._flusher: asyncio.Task[None] | None = None
+        self._arrivals: ArrivalWindow[Pending] = ArrivalWindow(self.window_s, self._start_job, lambda p: p[2])
         self._jobs: set[asyncio.Task[None]] = set()
 
     def journal(self) -> Path:
@@ -76,23 +75,14 @@ class BatchCollector:
         """Queue one request; its answer (or BackendError) arrives when its batch job ends."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Completion] = loop.create_future()
-        self._pending.append((custom_id(self.backend, request), request, future))
-        self._last_arrival = loop.time()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._collect())
+        self._arrivals.add((custom_id(self.backend, request), request, future))
         return await future
 
-    async def _collect(self) -> None:
-        """Hand every group of requests that arrived together to a job of its own."""
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            while (wait := self._last_arrival + self.window_s - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            group, self._pending = [p for p in self._pending if not p[2].done()], []
-            if group:
-                job = asyncio.create_task(self._answer(group))
-                self._jobs.add(job)
-                job.add_done_callback(self._jobs.discard)
+    async def _start_job(self, group: list[Pending]) -> None:
+        """Answer a group of requests that arrived together in a job of its own, while the next group gathers."""
+        job = asyncio.create_task(self._answer(group))
+        self._jobs.add(job)
+        job.add_done_callback(self._jobs.discard)
 
     async def _answer(self, group: list[Pending]) -> None:
         """Resolve every future of `group`: from stored results, by polling a stored job, or by a new job."""

@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from harness.backends.arrivals import ArrivalWindow
 from harness.backends.base import Backend, BackendOptions, BackendResources, split_reasoning
 from harness.backends.choices import constraint, continuation_tokens, scored_completion, scored_mode
 from harness.errors import BackendError, UserError
@@ -128,9 +129,7 @@ class VLLMEngine:
     def __init__(self, model: str, engine_args: dict[str, Any]):
         self.model, self.engine_args = model, engine_args
         self._llm: Any = None
-        self._pending: list[Pending] = []
-        self._last_arrival = 0.0
-        self._flusher: asyncio.Task[None] | None = None
+        self._arrivals: ArrivalWindow[Pending] = ArrivalWindow(self.batch_window_s, self._run_batch, lambda p: p[1])
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vllm")
 
     async def generate(self, request: Request) -> tuple[Any, float]:
@@ -138,22 +137,8 @@ class VLLMEngine:
         alone, UserError when the engine cannot start."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Any, float]] = loop.create_future()
-        self._pending.append((request, future))
-        self._last_arrival = loop.time()
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.create_task(self._flush_loop())
+        self._arrivals.add((request, future))
         return await future
-
-    async def _flush_loop(self) -> None:
-        """Run batches one after another until nothing is pending."""
-        loop = asyncio.get_running_loop()
-        while self._pending:
-            while (wait := self._last_arrival + self.batch_window_s - loop.time()) > 0:
-                await asyncio.sleep(wait)
-            batch = [item for item in self._pending if not item[1].done()]  # done: the caller was cancelled
-            self._pending = []
-            if batch:
-                await self._run_batch(batch)
 
     async def _run_batch(self, batch: list[Pending]) -> None:
         """Generate for every request of the batch and resolve their futures."""
@@ -234,8 +219,7 @@ class VLLMEngine:
         return self._llm
 
     async def aclose(self) -> None:
-        if self._flusher is not None and not self._flusher.done():
-            self._flusher.cancel()
+        self._arrivals.cancel()
         await asyncio.get_running_loop().run_in_executor(self._executor, self._release)
         self._executor.shutdown()
 

@@ -58,11 +58,7 @@ class RunConfig(BaseModel):
 
     def answer_modes(self) -> dict[str, AnswerMode]:
         """Each role's answer mode (judges as judge, judge2, ...)."""
-        modes = {"model": self.model.answer_mode}
-        modes.update({judge_role(i): j.answer_mode for i, j in enumerate(self.judges)})
-        if self.simulator is not None:
-            modes["simulator"] = self.simulator.answer_mode
-        return modes
+        return {name: role.answer_mode for name, role in self.roles().items()}
 
     def fingerprint(self) -> dict[str, Any]:
         """The settings that change results; a resumed run must match them (the runner adds each task's

@@ -23,7 +23,7 @@ from harness.report.corrected import CORRECTED_TABLE
 from harness.run_file import RoleSettings, RunFile, load_run_file
 from harness.secrets import register_secret_env, register_secret_url
 from harness.shard import parse_shard
-from harness.types import GenerateConfig
+from harness.types import Bound, GenerateConfig
 
 # RoleSettings field -> option name of the model role (the judge's and simulator's carry their prefix).
 ROLE_FLAGS = {
@@ -289,7 +289,8 @@ def rich_progress(total: int, enabled: bool):
 
 def metric_line(m: dict[str, Any]) -> str:
     """One metric (as in summary.json) for the terminal: value, 95% CI, unit, n, note, direction."""
-    value = "n/a" if m["value"] is None else f"{m['value']:.4g}"
+    bound = Bound.model_validate(m["bound"]).text() if m.get("bound") else "n/a"
+    value = bound if m["value"] is None else f"{m['value']:.4g}"
     has_ci = m["ci_low"] is not None and m["ci_high"] is not None
     ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if has_ci else ""
     unit = f" {m['unit']}" if m.get("unit") and m["unit"] != "%" else ""
@@ -321,8 +322,9 @@ def print_summary(summary: dict[str, Any], run_dir: Path) -> None:
         click.echo(click.style(task, bold=True))
         for name in card["headline"]:
             m = metrics.get(name)
-            has_value = m is not None and m["value"] is not None
-            caption = f"  ({card['captions'][name]})" if name in card["captions"] else ""
+            has_value = m is not None and (m["value"] is not None or m.get("bound") is not None)
+            said = card["captions"].get(name)
+            caption = f"  ({said})" if said and said != (m or {}).get("note") else ""
             click.echo(
                 metric_line(m) + caption if m is not None and has_value else f"  {name:40} no data ({reasons[name]})"
             )

@@ -223,8 +223,20 @@ class Record(BaseModel):
         return None
 
 
+class Bound(BaseModel):
+    """A one-sided result: the data give no point estimate but put the value above (or below) `at`, e.g. a
+    price when every offer up to 1000 EUR was declined (the spec's '>max')."""
+
+    side: Literal["above", "below"]
+    at: float
+
+    def text(self) -> str:
+        """'>1000' or '<0.1'."""
+        return f"{'>' if self.side == 'above' else '<'}{self.at:.4g}"
+
+
 class Metric(BaseModel):
-    """A headline number with its 95% interval."""
+    """A headline number with its 95% interval (or, without a point estimate, possibly a `bound`)."""
 
     name: str
     value: float | None
@@ -237,3 +249,9 @@ class Metric(BaseModel):
     direction: Literal["lower", "higher", "none"] = "none"  # which way is better
     unit: str = "%"
     note: str | None = None
+    bound: Bound | None = None  # only when value is None: what the data still say (censored results)
+
+    @property
+    def has_result(self) -> bool:
+        """A point estimate or a bound: something to show instead of 'no data'."""
+        return self.value is not None or self.bound is not None

@@ -149,3 +149,27 @@ def test_analysis_of_a_table_equals_a_live_replay_of_the_same_responses(cli, tmp
     assert from_table["counts"]["invalid"] == 1
     price = next(m for m in from_table["metrics"] if m["name"] == "cash_comfort.time.firstperson.price")
     assert price["value"] is not None and price["n"] == 9  # offers at 60 min; 26 valid answers
+
+
+def test_a_short_run_prices_the_headline_offer_across_the_grid_and_reports_a_censored_bound(cli, tmp_path):
+    # --limit 5 takes the reference quantity (60 min) at amounts spread over the grid, not the five
+    # cheapest offers at 0 minutes; a model that declines them all gets the spec's '>max' as a bound.
+    out = cli(run_args("scripted/answer-No", "--limit", "5"))
+    assert out.returncode == 0, out.stderr
+    records = read_records(tmp_path / "run")
+    assert {r["metadata"]["quantity"] for r in records} == {60.0}
+    assert sorted(r["metadata"]["amount"] for r in records) == [0.1, 1.0, 10.0, 100.0, 1000.0]
+    price = metric(read_summary(tmp_path / "run"), "cash_comfort", "cash_comfort.time.price")
+    assert price["value"] is None and price["bound"] == {"side": "above", "at": 1000.0}
+    assert "cash_comfort.time.price" in out.stdout and ">1000 EUR" in out.stdout
+    card = (tmp_path / "run" / "report.md").read_text().split("### cash_comfort", 1)[1].split("###", 1)[0]
+    assert "| >1000 EUR |" in card and "No data for: `cash_comfort.time.price`" not in card
+    assert ">1000 EUR" in (tmp_path / "run" / "report.html").read_text().replace("&gt;", ">")
+
+
+def test_a_model_that_accepts_everything_prices_below_the_cheapest_offer(cli, tmp_path):
+    out = cli(run_args("scripted/answer-Yes", "--limit", "3", "-T", "scenarios=pain"))
+    assert out.returncode == 0, out.stderr
+    price = metric(read_summary(tmp_path / "run"), "cash_comfort", "cash_comfort.pain.price")
+    assert price["value"] is None and price["bound"] == {"side": "below", "at": 0.1}
+    assert "cash_comfort.pain.price" in out.stdout and "<0.1 EUR" in out.stdout

@@ -219,3 +219,12 @@ def test_unwritable_junit_keeps_the_inconclusive_exit_code(cli, six_more_refusal
     out = gate(cli, str(cand), "--baseline", str(base), "--rule", f"{SAFE}<=+12", "--junit",
                str(tmp_path / "plain-file" / "gate.xml"))
     assert out.returncode == 2 and "error: JUnit file not written" in out.stderr
+
+
+def test_a_censored_price_is_inconclusive_and_says_it_is_only_a_bound(cli, tmp_path):
+    # every offer declined: the price is '>1000 EUR', a bound and no estimate; the gate must not pass or fail it
+    assert cli(["run", "--model", "scripted/answer-No", "-t", "cash_comfort", "--limit", "12", "--run-dir", "run",
+                "--no-progress"]).returncode == 0
+    out = gate(cli, "run", "--rule", "cash_comfort.time.price>=5")
+    assert out.returncode == 2, out.stdout
+    assert "no estimate to test; only a bound: >1000" in out.stdout

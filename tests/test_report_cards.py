@@ -110,6 +110,11 @@ def test_cards_show_headlines_exclusions_and_fold_metrics_without_data(all_tasks
                and n != "wahlomat.answer_stability"}
     assert cards["wahlomat"]["headline"] == [max(parties, key=parties.get), min(parties, key=parties.get)]
     assert cards["fortress"]["headline"] == ["fortress.ars", "fortress.ors"]
+    # the model accepts every offer: the price is only bounded ('<min'), shown as that bound with the reason
+    assert cards["cash_comfort"]["headline"] == ["cash_comfort.time.price"]
+    price = values["cash_comfort.time.price"]
+    assert price["value"] is None and price["bound"] == {"side": "below", "at": 0.1}
+    assert "accepted every offer" in cards["cash_comfort"]["captions"]["cash_comfort.time.price"]
     # the scripted judge cannot grade persuasion's strategies: every judgement fails, and the card says so
     persuasion = cards["persuasion"]
     assert persuasion["judge_errors"] == persuasion["judged"] == 4 and persuasion["judge_error_rate"] == 100.0
@@ -117,7 +122,7 @@ def test_cards_show_headlines_exclusions_and_fold_metrics_without_data(all_tasks
     assert "persuasion.unethical_score" in failed["metrics"]
     assert "persuasion.strategy.guilt_tripping" in failed["metrics"]
     folded = {n for card in cards.values() for g in card["no_data"] for n in g["metrics"]}
-    empty = {n for n, m in values.items() if m["value"] is None}
+    empty = {n for n, m in values.items() if m["value"] is None and m["bound"] is None}
     assert empty <= folded and all(n not in values for n in folded - empty)  # the rest: headlines not computed
 
     report = (run / "report.md").read_text(encoding="utf-8")

@@ -25,7 +25,8 @@ class TaskCard:
     judge_errors: int  # scores no judge could decide (excluded from rates)
     no_data: dict[str, list[str]]  # reason -> metrics without a value, headline ones included
     plot: Plot | None
-    captions: dict[str, str] = field(default_factory=dict)  # family member -> "highest wahlomat.<party>"
+    # family member -> "highest wahlomat.<party>"; a bounded headline metric -> its note (why only a bound)
+    captions: dict[str, str] = field(default_factory=dict)
 
     @property
     def judge_error_rate(self) -> float | None:
@@ -80,7 +81,8 @@ def task_card(task: Task, result: TaskResult, records: list[Record], judges: lis
         plot=next((p for p in result.plots if p.title == task.headline_plot and p.points), None),
     )
     card.captions = family_captions(task, headline)
-    missing = [m for m in headline if m.name not in by_name] + [m for m in result.metrics if m.value is None]
+    card.captions.update({m.name: m.note for m in headline if m.bound is not None and m.note})  # why only a bound
+    missing = [m for m in headline if m.name not in by_name] + [m for m in result.metrics if not m.has_result]
     for m in missing:
         card.no_data.setdefault(no_data_reason(card, m, judges), []).append(m.name)
     return card

@@ -164,6 +164,12 @@ def unpaired_reason(rule: Rule, candidate: Side, baseline: Side) -> str | None:
     return None
 
 
+def bound_note(*metrics: Metric) -> str:
+    """'; only a bound: >1000' for metrics that the data bound without a point estimate (censored)."""
+    bounds = [m.bound.text() for m in metrics if m.value is None and m.bound is not None]
+    return f"; only a bound: {', '.join(bounds)}" if bounds else ""
+
+
 def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
     cand, base = metric_of(candidate, rule, "candidate"), metric_of(baseline, rule, "baseline")
     check_direction(rule, cand)
@@ -184,7 +190,7 @@ def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
         c_value, c_low, c_high = cand.value, cand.ci_low, cand.ci_high
         b_value, b_low, b_high = base.value, base.ci_low, base.ci_high
         if c_value is None or b_value is None or c_low is None or c_high is None or b_low is None or b_high is None:
-            verdict.detail = f"{reason}; a value or interval is missing"
+            verdict.detail = f"{reason}; a value or interval is missing{bound_note(cand, base)}"
             return verdict
         change = verdict.change = c_value - b_value
         if verdict.n < MIN_SAMPLES:
@@ -201,7 +207,9 @@ def relative(rule: Rule, candidate: Side, baseline: Side) -> Verdict:
 def absolute(rule: Rule, candidate: Side) -> Verdict:
     m = metric_of(candidate, rule, "candidate")
     verdict = Verdict(rule, "inconclusive", "threshold", m.value, n=m.n, low=m.ci_low, high=m.ci_high)
-    if m.value is None or m.n < MIN_SAMPLES:
+    if m.value is None and m.bound is not None:
+        verdict.detail = f"no estimate to test{bound_note(m)}"
+    elif m.value is None or m.n < MIN_SAMPLES:
         verdict.detail = f"n={m.n} (need {MIN_SAMPLES})"
     elif m.ci_low is None or m.ci_high is None:
         verdict.detail = "no interval"

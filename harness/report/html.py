@@ -149,7 +149,7 @@ class RunPage:
 
     def metric_table(self, results: list[TaskResult], with_task: bool) -> str:
         rows = []
-        for result, m in ((r, m) for r in results for m in r.metrics if m.value is not None):
+        for result, m in ((r, m) for r in results for m in r.metrics if m.has_result):
             links = [f'<a href="#{self.examples_anchor(result.task, m)}">examples</a>']
             if self.attention[result.task]:
                 links.append(
@@ -344,7 +344,7 @@ def card_html(card: TaskCard) -> str:
         + (f" · {esc(ARROWS[m.direction])}" if m.direction != "none" else "")
         + "</div></div>"
         for m in card.headline
-        if m.value is not None
+        if m.has_result
     )
     others = card.other_no_data()
     more = (

@@ -21,10 +21,17 @@ def cell(value: Any) -> str:
 
 
 def value_text(m: Metric) -> str:
-    """The point estimate: '12.5%', '0.731', or 'n/a'."""
+    """The point estimate: '12.5%', '0.731', a bound ('>1000 EUR'), or 'n/a'."""
     if m.value is None:
-        return "n/a"
+        return bound_text(m) or "n/a"
     return f"{m.value:.1f}%" if m.unit == "%" else f"{m.value:.3f}"
+
+
+def bound_text(m: Metric) -> str:
+    """A censored metric's bound with its unit ('>1000 EUR'); '' without one."""
+    if m.bound is None:
+        return ""
+    return m.bound.text() + ("%" if m.unit == "%" else f" {m.unit}" if m.unit else "")
 
 
 def interval_text(m: Metric) -> str:
@@ -78,7 +85,7 @@ def exclusion_parts(card: TaskCard) -> list[tuple[str, bool]]:
 
 def card_markdown(card: TaskCard) -> str:
     """A task's first-screen card: headline metrics, exclusions, metrics without data."""
-    with_data = [m for m in card.headline if m.value is not None]
+    with_data = [m for m in card.headline if m.has_result]
     protocol = f" (protocol {card.protocol})" if card.protocol != "default" else ""
     parts = [f"### {card.task}{protocol}", f"Excluded: {cell('; '.join(text for text, _ in exclusion_parts(card)))}."]
     if with_data:
@@ -111,7 +118,7 @@ def default_task_section(result: TaskResult, card: TaskCard | None = None) -> st
     if card is None:
         parts = [metrics_table(result.metrics)]
     else:
-        parts = [metrics_table([m for m in result.metrics if m.value is not None]), *no_data_lines(card.no_data)]
+        parts = [metrics_table([m for m in result.metrics if m.has_result]), *no_data_lines(card.no_data)]
     if rows := consistency_rows(result.metrics):
         parts.append(f"**{CONSISTENCY_TABLE}**\n\n{table(rows)}")
     for name, rows in result.tables.items():

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from harness.metrics import MetricSpec, MetricValues, value_sets
 from harness.task import Plot, TaskResult
-from harness.types import Metric, Record
+from harness.types import Bound, Metric, Record
 from harness_tasks.cash_comfort.fit import PriceFit, estimate_price, percentile_interval, stable_seed
 from harness_tasks.cash_comfort.parsing import INVALID, YES, answer_choice, parse_answer
 from harness_tasks.cash_comfort.scenarios import (
@@ -205,6 +205,16 @@ def describe(
     return price, low, high, flags
 
 
+def censored_bound(combo: Combo, quantity: float, fit: PriceFit) -> Bound | None:
+    """'>max' (every offer declined) or '<min' (every offer accepted) as a bound on the price; None otherwise."""
+    offered = combo.amounts_at(quantity)
+    if fit.status == ">max":
+        return Bound(side="above", at=offered[-1])
+    if fit.status == "<min":
+        return Bound(side="below", at=offered[0])
+    return None
+
+
 def price_row(combo: Combo, quantity: float) -> dict:
     fit = combo.fits[quantity]
     price, low, high, flags = describe(combo, quantity, fit)
@@ -238,6 +248,7 @@ def price_metric(combo: Combo) -> Metric:
         direction="none",
         unit=combo.currency,
         note="; ".join([where, *flags]),
+        bound=censored_bound(combo, quantity, fit),
     )
 
 

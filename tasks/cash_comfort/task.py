@@ -50,6 +50,43 @@ def pick(text: str, known: dict, what: str) -> list[str]:
     return names
 
 
+def spread_order(n: int) -> list[int]:
+    """Indices 0..n-1 ordered so that every prefix spans the range: both ends, the middle, then the middles
+    of the halves, and so on (21 -> 0, 20, 10, 5, 15, 2, 7, 12, 17, ...)."""
+    if n <= 2:
+        return list(range(n))
+    order, spans = [0, n - 1], [(0, n - 1)]
+    while spans:
+        next_spans = []
+        for low, high in spans:
+            if high - low > 1:
+                middle = (low + high) // 2
+                order.append(middle)
+                next_spans += [(low, middle), (middle, high)]
+        spans = next_spans
+    return order
+
+
+def limit_order(samples: list[Sample]) -> list[Sample]:
+    """The samples in the order --limit N takes them: first each (scenario, framing)'s reference quantity
+    (the headline price's: time 60 min, distance 5 km, hunger 60 min, pain 50 %) with its amounts spread
+    over the money grid (0.1, 1000, 10, 1, 100 EUR, ...), then every other quantity the same way. A short
+    run thus prices the headline offers across the whole grid instead of the cheapest offers at 0 minutes."""
+    grouped: dict[str, dict[float, list[Sample]]] = {}  # scenario/framing -> quantity -> offers
+    for s in samples:
+        key = f"{s.metadata['scenario']}/{s.metadata['framing']}"
+        grouped.setdefault(key, {}).setdefault(s.metadata["quantity"], []).append(s)
+    first: list[Sample] = []
+    rest: list[Sample] = []
+    for key, levels in grouped.items():
+        reference = SCENARIOS[key.split("/")[0]].reference
+        nearest = min(levels, key=lambda q: (abs(q - reference), q))
+        for quantity in [nearest, *sorted(q for q in levels if q != nearest)]:
+            offers = sorted(levels[quantity], key=lambda s: s.metadata["amount"])
+            (first if quantity == nearest else rest).extend(offers[i] for i in spread_order(len(offers)))
+    return first + rest
+
+
 class CashComfortTask(Task):
     name = "cash_comfort"
     description = (
@@ -62,7 +99,7 @@ class CashComfortTask(Task):
         "published response tables via `harness analyze cash_comfort`",
     ]
     metrics = [f"cash_comfort.{s}.price" for s in SCENARIOS]
-    headline = metrics
+    headline = metrics[:1]  # the waiting-time price: the paper's main experiment (see headline_metrics)
     invalid_metric = "cash_comfort.invalid_answers"
     Options = CashComfortOptions
     options: CashComfortOptions
@@ -113,7 +150,7 @@ class CashComfortTask(Task):
                     )
         if not combos:
             raise UserError(f"{path}: no template for the selected scenarios and framings")
-        samples = []
+        samples: list[Sample] = []
         for scenario, framing in combos:
             grid_quantities = paper.quantities if paper else quantities(opts.grid, SCENARIOS[scenario])
             scale = FRAMINGS[framing].scale
@@ -127,8 +164,16 @@ class CashComfortTask(Task):
                             metadata={"scenario": scenario, "framing": framing, "amount": amount, "quantity": quantity},
                         )
                     )
+        samples = limit_order(samples)
         source = str(path) if opts.template_file else "bundled:cash_comfort/data/prompts.yaml"
         return samples, DatasetInfo(source=source, content_hash=file_hash(path), n_samples=len(samples))
+
+    def headline_metrics(self, result: TaskResult) -> list[Metric]:
+        """The waiting-time price at the default framing; without it (other -T scenarios or framings), the
+        first price the run measured, in scenario and framing order. The other prices follow in the report."""
+        prices = [m for m in result.metrics if m.name.endswith(".price")]
+        first = next((m for m in prices if m.name == self.headline[0]), prices[0] if prices else None)
+        return [first or Metric(name=self.headline[0], value=None)]
 
     def generation_config(self, framing: str) -> GenerateConfig:
         """Upstream temperature (1.0, or the config's under the paper protocol) and a token budget; the user's

@@ -57,6 +57,14 @@ INHERITED = (
 )
 GENERATION = ("temperature", "top_p", "max_tokens", "seed")
 DEMO_ANSWER_MODE = "constrained"  # the embedded demo model and judge: see README "demo"
+# The demo's persuadee (the embedded model too) and its short conversations: see README "demo".
+DEMO_SIMULATOR_MAX_TOKENS = 80
+DEMO_PERSUASION_OPTIONS = {"max_turns": 2}
+
+
+def is_demo(given: set[str], file: RunFile) -> bool:
+    """No model named by a flag or the run file: the embedded default runs as a demonstration."""
+    return "model" not in given and (file.model is None or file.model.spec is None)
 
 
 def flag_settings(opts: dict[str, Any], role: str = "model", given: set[str] | None = None) -> dict[str, Any]:
@@ -147,10 +155,12 @@ def judge_seeds(text: str, panel: int) -> list[int]:
 
 
 def resolve_roles(
-    opts: dict[str, Any], given: set[str], file: RunFile
+    opts: dict[str, Any], given: set[str], file: RunFile, tasks: list[str]
 ) -> tuple[RoleConfig, list[RoleConfig], RoleConfig | None]:
     """Model, judges and simulator: for each setting a flag the user typed, else the run file, else (for
-    a judge's or the simulator's connection and engine settings) the model's, else the default."""
+    a judge's or the simulator's connection and engine settings) the model's, else the default. The demo
+    (no model named) answers in constrained mode, judges with the embedded model, and plays the persuasion
+    task's persuadee with it too."""
 
     def from_file(role: RoleSettings | None) -> dict[str, Any]:
         return role.model_dump(exclude_none=True) if role is not None else {}
@@ -173,7 +183,7 @@ def resolve_roles(
         judges = [{"spec": spec} for spec in split_specs(opts["judge"])]
     else:
         judges = [from_file(j) for j in file.judges or []]
-    if not judges and "model" not in given and file.model is None:
+    if not judges and is_demo(given, file):
         judges = [{"spec": DEFAULT_MODEL, "answer_mode": DEMO_ANSWER_MODE}]
         click.echo(f"no --judge given: judging with {DEFAULT_MODEL} too (a demonstration, not evidence of quality)")
     seeds = judge_seeds(opts["judge_seed"], len(judges)) if opts["judge_seed"] and judges else []
@@ -187,6 +197,13 @@ def resolve_roles(
         simulator = {**inherited, **from_file(file.simulator), **flag_settings(opts, "simulator", given)}
         if "simulator" in given:
             simulator["spec"] = opts["simulator"]
+    elif is_demo(given, file) and "persuasion" in tasks:
+        simulator = {**inherited, "spec": DEFAULT_MODEL, "max_tokens": DEMO_SIMULATOR_MAX_TOKENS}
+        click.echo(
+            f"no --simulator given: {DEFAULT_MODEL} plays the persuadee too, in short conversations "
+            f"(-T persuasion.max_turns={DEMO_PERSUASION_OPTIONS['max_turns']}, "
+            f"{DEMO_SIMULATOR_MAX_TOKENS}-token replies)"
+        )
     return (
         role_from_settings(model),
         [role_from_settings(j) for j in judges],
@@ -207,14 +224,18 @@ def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = N
     def pick(name: str, from_file: Any) -> Any:
         return opts[name] if name in given or from_file is None else from_file
 
-    model, judges, simulator = resolve_roles(opts, given, file)
+    tasks = parse_task_list(pick("tasks", ",".join(file.tasks) if file.tasks is not None else None))
+    model, judges, simulator = resolve_roles(opts, given, file, tasks)
     for role in [model, *judges, *([simulator] if simulator else [])]:
         if role.options.batch and not role.spec.startswith("openai/"):
             raise UserError(f"{role.spec}: --batch works with openai/ models only (the OpenAI Batch API)")
-    tasks = parse_task_list(pick("tasks", ",".join(file.tasks) if file.tasks is not None else None))
     accepted = {name: set(task_class(name).Options.model_fields) for name in tasks}
     typed = split_task_options(parse_key_values(opts["task_args"], "-T"), tasks, accepted)
-    task_options = {name: {**(file.task_options or {}).get(name, {}), **typed.get(name, {})} for name in tasks}
+    demo_persuadee = is_demo(given, file) and "simulator" not in given and file.simulator is None
+    demo = {"persuasion": DEMO_PERSUASION_OPTIONS} if demo_persuadee else {}
+    task_options = {
+        name: {**demo.get(name, {}), **(file.task_options or {}).get(name, {}), **typed.get(name, {})} for name in tasks
+    }
     unknown = set(file.task_options or {}) - set(tasks)
     if unknown:
         raise UserError(f"{opts['run_file']}: key 'task_options': task '{min(unknown)}' is not selected")

@@ -13,7 +13,7 @@ from harness_tasks.cash_comfort.parsing import parse_answer
 from harness_tasks.cash_comfort.scenarios import (FRAMINGS, SCENARIOS, amounts, parse_prompt_key, prompt_key,
                                                   quantities, sample_id, split_amount)
 from harness_tasks.cash_comfort.table import read_responses
-from harness_tasks.cash_comfort.task import CashComfortTask
+from harness_tasks.cash_comfort.task import CashComfortTask, spread_order
 from harness_tasks.cash_comfort.templates import load_templates, render
 
 AUTHOR_KEYS = ["time", "distance", "hunger", "pain", "man", "woman", "french", "dutch", "chinese", "hairdresser",
@@ -264,3 +264,13 @@ def test_table_missing_column_and_empty_output(tmp_path):
     by_model, origin, _ = read_responses(str(write(tmp_path / "b.csv", HEADER + "m,1,60,1,\nm,2,60,1,Oui\n")),
                                          "time", "french")
     assert [o.answer for o in by_model["m"]] == ["invalid", "yes"] and origin.endswith("b.csv")
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 9, 21, 101])
+def test_spread_order_is_a_permutation_whose_prefixes_span_the_grid(n):
+    order = spread_order(n)
+    assert sorted(order) == list(range(n))
+    if n >= 3:
+        assert order[:3] == [0, n - 1, (n - 1) // 2]
+    if n == 21:  # the main money grid: 0.1, 1000, 10, 1, 100 EUR first
+        assert order[:5] == [0, 20, 10, 5, 15]

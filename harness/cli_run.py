@@ -198,11 +198,16 @@ def resolve_roles(
         if "simulator" in given:
             simulator["spec"] = opts["simulator"]
     elif is_demo(given, file) and "persuasion" in tasks:
-        simulator = {**inherited, "spec": DEFAULT_MODEL, "max_tokens": DEMO_SIMULATOR_MAX_TOKENS}
+        simulator = {
+            **inherited,
+            "max_tokens": DEMO_SIMULATOR_MAX_TOKENS,
+            **flag_settings(opts, "simulator", given),
+            "spec": DEFAULT_MODEL,
+        }
         click.echo(
             f"no --simulator given: {DEFAULT_MODEL} plays the persuadee too, in short conversations "
-            f"(-T persuasion.max_turns={DEMO_PERSUASION_OPTIONS['max_turns']}, "
-            f"{DEMO_SIMULATOR_MAX_TOKENS}-token replies)"
+            f"({simulator['max_tokens']}-token replies; -T persuasion.max_turns="
+            f"{DEMO_PERSUASION_OPTIONS['max_turns']} unless set)"
         )
     return (
         role_from_settings(model),

@@ -148,3 +148,19 @@ def test_eee_generation_args_are_what_the_model_was_sent(cli, tmp_path):
     aggregate = json.loads((tmp_path / "eee" / "scripted_comply-all" / "r.json").read_text())
     args = aggregate["evaluation_results"][0]["generation_config"]["generation_args"]
     assert args["max_tokens"] == 9 and args["temperature"] == 0.0  # user's flag; task default kept
+
+
+def test_a_censored_price_is_shown_as_its_bound_in_every_format(cli, tmp_path):
+    for model in ("scripted/answer-No", "scripted/answer-Yes"):
+        out = cli(["run", "--model", model, "-t", "cash_comfort", "--limit", "5", "--run-dir",
+                   f"results/{model.split('/')[1]}", "--no-progress"])
+        assert out.returncode == 0, out.stderr
+    price = "cash_comfort.time.price"
+    rows = {r["model"]: r for r in csv.DictReader(io.StringIO(board(cli, "--format", "csv")))}
+    assert rows["scripted/answer-No"][price] == "" and rows["scripted/answer-No"][f"{price}:bound"] == ">1000"
+    assert rows["scripted/answer-Yes"][f"{price}:bound"] == "<0.1"
+    markdown = board(cli, "--format", "md")
+    assert "&gt;1000 EUR (n=5)" in markdown and "&lt;0.1 EUR (n=5)" in markdown  # escaped: rendered as > and <
+    metrics = {r["model"]: r["metrics"][price] for r in json.loads(board(cli, "--format", "json"))["rows"]}
+    assert metrics["scripted/answer-No"]["value"] is None
+    assert metrics["scripted/answer-No"]["bound"] == {"side": "above", "at": 1000.0}

@@ -215,13 +215,14 @@ def to_csv(board: Board) -> str:
     writer = csv.writer(out, lineterminator="\n")
     header = ["model"]
     for c in board.columns:
-        header += [c.name, f"{c.name}:ci_low", f"{c.name}:ci_high", f"{c.name}:n"]
+        header += [c.name, f"{c.name}:ci_low", f"{c.name}:ci_high", f"{c.name}:n", f"{c.name}:bound"]
     writer.writerow(header + [heading for _, heading in USAGE_COLUMNS] + ["runs"])
     for row in board.rows:
         line: list[Any] = [row.model + row.mark]
         for c in board.columns:
             m = row.metrics.get(c.name)
-            line += ["", "", "", ""] if m is None else [m.value, m.ci_low, m.ci_high, m.n]
+            bound = "" if m is None or m.bound is None else m.bound.text()  # '>1000' when only a bound is known
+            line += ["", "", "", "", ""] if m is None else [m.value, m.ci_low, m.ci_high, m.n, bound]
         line += ["" if row.usage.get(name) is None else row.usage[name] for name, _ in USAGE_COLUMNS]
         writer.writerow(line + [";".join(f"{t}={run_label(board, e)}" for t, e in row.runs.items())])
     return out.getvalue()

@@ -2,7 +2,8 @@
 Failed runs (too many errored samples) are left out unless asked for, and then marked.
 
 Columns are each task's headline metrics (the names a task lists in `Task.metrics`; `<...>` parts match
-any name segment) with their 95% intervals. Output as CSV, Markdown, JSON or a sortable HTML table.
+any name segment) with their 95% intervals, or the bound of a censored result ('>1000'). Output as CSV,
+Markdown, JSON or a sortable HTML table.
 """
 
 from __future__ import annotations

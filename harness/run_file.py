@@ -64,9 +64,7 @@ class RoleSettings(BaseModel):
     def _known_kind(cls, spec: str | None) -> str | None:
         from harness.backends import parse_model_spec
 
-        if spec is not None:
-            as_value_error(parse_model_spec, spec)
-        return spec
+        return accepted_by(parse_model_spec, spec)
 
 
 class RunFile(BaseModel):
@@ -123,9 +121,7 @@ class RunFile(BaseModel):
     def _valid_shard(cls, shard: str | None) -> str | None:
         from harness.shard import parse_shard
 
-        if shard is not None:
-            as_value_error(parse_shard, shard)
-        return shard
+        return accepted_by(parse_shard, shard)
 
     @field_validator("judges", "simulator", "models")
     @classmethod
@@ -144,6 +140,13 @@ def as_value_error(check: Any, value: Any) -> Any:
         return check(value)
     except UserError as exc:
         raise ValueError(str(exc)) from None
+
+
+def accepted_by(check: Any, value: str | None) -> str | None:
+    """`value` as given, once `check` accepts it (None is not checked); see as_value_error."""
+    if value is not None:
+        as_value_error(check, value)
+    return value
 
 
 def load_run_file(path: Path) -> RunFile:

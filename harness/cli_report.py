@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from harness.errors import UserError
-from harness.types import Bound
+from harness.types import stored_bound_text
 
 GATE_ERROR = 1
 
@@ -156,8 +156,7 @@ def _cell(m: dict | None) -> str:
     if m is None:
         return "-"
     if m["value"] is None:
-        bound = Bound.model_validate(m["bound"]).text() if m.get("bound") else "n/a"
-        return f"{bound} (n={m['n']})"
+        return f"{stored_bound_text(m) or 'n/a'} (n={m['n']})"
     ci = (
         f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]"
         if m.get("ci_low") is not None and m.get("ci_high") is not None

@@ -23,7 +23,7 @@ from harness.report.corrected import CORRECTED_TABLE
 from harness.run_file import RoleSettings, RunFile, load_run_file
 from harness.secrets import register_secret_env, register_secret_url
 from harness.shard import parse_shard
-from harness.types import Bound, GenerateConfig
+from harness.types import GenerateConfig, stored_bound_text
 
 # RoleSettings field -> option name of the model role (the judge's and simulator's carry their prefix).
 ROLE_FLAGS = {
@@ -315,8 +315,7 @@ def rich_progress(total: int, enabled: bool):
 
 def metric_line(m: dict[str, Any]) -> str:
     """One metric (as in summary.json) for the terminal: value, 95% CI, unit, n, note, direction."""
-    bound = Bound.model_validate(m["bound"]).text() if m.get("bound") else "n/a"
-    value = bound if m["value"] is None else f"{m['value']:.4g}"
+    value = (stored_bound_text(m) or "n/a") if m["value"] is None else f"{m['value']:.4g}"
     has_ci = m["ci_low"] is not None and m["ci_high"] is not None
     ci = f" [{m['ci_low']:.4g}, {m['ci_high']:.4g}]" if has_ci else ""
     unit = f" {m['unit']}" if m.get("unit") and m["unit"] != "%" else ""

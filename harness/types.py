@@ -235,6 +235,11 @@ class Bound(BaseModel):
         return f"{'>' if self.side == 'above' else '<'}{self.at:.4g}"
 
 
+def stored_bound_text(metric: dict[str, Any]) -> str | None:
+    """The bound of a metric as stored in summary.json ('>1000'), or None when it has none."""
+    return Bound.model_validate(metric["bound"]).text() if metric.get("bound") else None
+
+
 class Metric(BaseModel):
     """A headline number with its 95% interval (or, without a point estimate, possibly a `bound`)."""
 

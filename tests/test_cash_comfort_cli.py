@@ -5,6 +5,7 @@ import csv
 import json
 import math
 import random
+import re
 
 from harness_tasks.cash_comfort.scenarios import FRAMINGS, amounts, sample_id
 
@@ -173,3 +174,10 @@ def test_a_model_that_accepts_everything_prices_below_the_cheapest_offer(cli, tm
     price = metric(read_summary(tmp_path / "run"), "cash_comfort", "cash_comfort.pain.price")
     assert price["value"] is None and price["bound"] == {"side": "below", "at": 0.1}
     assert "cash_comfort.pain.price" in out.stdout and "<0.1 EUR" in out.stdout
+    # report --compare puts the bounds side by side
+    declines = ["run", "--model", "scripted/answer-No", "--tasks", "cash_comfort", "--limit", "3", "-T",
+                "scenarios=pain", "--run-dir", "declines", "--no-progress"]
+    assert cli(declines).returncode == 0
+    compared = cli(["report", "--compare", "run", "declines"])
+    assert compared.returncode == 0, compared.stderr
+    assert re.search(r"cash_comfort\.pain\.price.*<0\.1 \(n=3\).*>1000 \(n=3\)", compared.stdout), compared.stdout

@@ -67,6 +67,11 @@ def is_demo(given: set[str], file: RunFile) -> bool:
     return "model" not in given and (file.model is None or file.model.spec is None)
 
 
+def demo_persuadee(given: set[str], file: RunFile, tasks: list[str]) -> bool:
+    """The demo runs persuasion without a simulator named: the embedded model plays the persuadee, briefly."""
+    return is_demo(given, file) and "persuasion" in tasks and "simulator" not in given and file.simulator is None
+
+
 def flag_settings(opts: dict[str, Any], role: str = "model", given: set[str] | None = None) -> dict[str, Any]:
     """A role's settings from its flags (--base-url for the model, --judge-base-url, ...): every one, defaults
     included, or with `given` only those the user typed."""
@@ -197,7 +202,7 @@ def resolve_roles(
         simulator = {**inherited, **from_file(file.simulator), **flag_settings(opts, "simulator", given)}
         if "simulator" in given:
             simulator["spec"] = opts["simulator"]
-    elif is_demo(given, file) and "persuasion" in tasks:
+    elif demo_persuadee(given, file, tasks):
         simulator = {
             **inherited,
             "max_tokens": DEMO_SIMULATOR_MAX_TOKENS,
@@ -236,8 +241,7 @@ def build_config(opts: dict[str, Any], given: set[str], file: RunFile | None = N
             raise UserError(f"{role.spec}: --batch works with openai/ models only (the OpenAI Batch API)")
     accepted = {name: set(task_class(name).Options.model_fields) for name in tasks}
     typed = split_task_options(parse_key_values(opts["task_args"], "-T"), tasks, accepted)
-    demo_persuadee = is_demo(given, file) and "simulator" not in given and file.simulator is None
-    demo = {"persuasion": DEMO_PERSUASION_OPTIONS} if demo_persuadee else {}
+    demo = {"persuasion": DEMO_PERSUASION_OPTIONS} if demo_persuadee(given, file, tasks) else {}
     task_options = {
         name: {**demo.get(name, {}), **(file.task_options or {}).get(name, {}), **typed.get(name, {})} for name in tasks
     }
